@@ -1,0 +1,67 @@
+"""Options shared by the commands that load a model, and the settings they resolve to."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from qtts.settings import ATTENTION, PRECISIONS, Settings
+
+MODEL_OPTION_NAMES = ("model_id", "precision", "cpu_threads", "attn_implementation", "fallback_model_id",
+                      "memory_check")
+
+
+def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--model-id and the CPU loading flags; values land in ``settings`` (see ``settings_from``)."""
+    decorators = [
+        click.option("--model-id", default=None,
+                     help="Alias (1.7b, 0.6b), Hugging Face repo id, or local directory. Env QTTS_MODEL_ID."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+                     help="Weight precision on the CPU (default fp32; bf16 needs about half the memory)."),
+        click.option("--cpu-threads", type=click.IntRange(min=0), default=None,
+                     help="Torch threads (default: one per core)."),
+        click.option("--attn", "attn_implementation", type=click.Choice(ATTENTION), default=None,
+                     help="Attention kernel (default sdpa, measured faster than eager on CPU)."),
+        click.option("--fallback-model-id", default=None,
+                     help="Load this model instead when the memory pre-check fails (e.g. 0.6b)."),
+        click.option("--memory-check/--no-memory-check", default=None,
+                     help="Refuse to load a model that does not fit in available RAM (default on)."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def settings_from(ctx: click.Context, **flags: Any) -> Settings:
+    """Resolve settings from this command's flags plus the group's ``--home``."""
+    root = ctx.find_root()
+    return Settings.resolve({"home": (root.obj or {}).get("home"), **flags})
+
+
+def pop_model_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {name: kwargs.pop(name) for name in MODEL_OPTION_NAMES if name in kwargs}
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def info(message: str) -> None:
+    """Progress and summaries go to stderr; stdout carries data only."""
+    click.echo(message, err=True)
+
+
+def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Pass ``settings`` (resolved from the model flags) instead of the individual flags."""
+
+    @functools.wraps(func)
+    @click.pass_context
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        settings = settings_from(ctx, **pop_model_flags(kwargs))
+        return ctx.invoke(func, *args, settings=settings, **kwargs)
+
+    return wrapper

@@ -1,0 +1,100 @@
+"""``qtts speak``: text in, audio file (or stdout) out."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from qtts import audio as audio_mod
+from qtts.cli.options import info, model_options, print_json, with_settings
+from qtts.errors import BadInput
+from qtts.settings import Settings
+from qtts.synthesis import SpeakRequest, VoiceSource, speak_to_file
+
+
+@click.command()
+@click.argument("text_arg", metavar="[TEXT]", required=False)
+@click.option("--text", help="Text to speak (or TEXT, --text-file, or stdin).")
+@click.option("--text-file", type=click.Path(dir_okay=False, path_type=Path), help="Read the text from a file ('-' for stdin).")
+@click.option("--voice-id", help="A voice from the library ('qtts clone list').")
+@click.option("--ref-audio", type=click.Path(dir_okay=False, path_type=Path), help="Ad-hoc reference clip instead of --voice-id.")
+@click.option("--ref-text", help="Transcript of --ref-audio (ICL mode).")
+@click.option("--x-vector-only", is_flag=True, help="With --ref-audio: clone from the speaker embedding only.")
+@click.option("--language", default=None, help="Language name, or Auto (default).")
+@click.option("-o", "--out", required=True, help="Output file (.wav .flac .mp3 .ogg .opus .pcm) or '-' for stdout.")
+@click.option("--format", "fmt", default=None, help="Output format when --out is '-' (default wav).")
+@click.option("--split-max-chars", type=click.IntRange(min=20), default=None, help="Longest chunk synthesized at once (default 200).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0), default=None, help="Give up after this many seconds (0 = never).")
+@click.option("--seed", type=int, default=None, help="Random seed for reproducible output.")
+@click.option("--temperature", type=click.FloatRange(min=0.01), default=None)
+@click.option("--top-k", type=click.IntRange(min=1), default=None)
+@click.option("--top-p", type=click.FloatRange(min=0.01, max=1.0), default=None)
+@click.option("--repetition-penalty", type=click.FloatRange(min=1.0), default=None)
+@click.option("--greedy", is_flag=True, help="Disable sampling (deterministic, less natural).")
+@click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Cap on frames per chunk (12.5 frames = 1 s).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@model_options
+@with_settings
+def speak(settings: Settings, text_arg: str | None, text: str | None, text_file: Path | None, voice_id: str | None,
+          ref_audio: Path | None, ref_text: str | None, x_vector_only: bool, language: str | None, out: str,
+          fmt: str | None, split_max_chars: int | None, timeout_s: float | None, seed: int | None,
+          temperature: float | None, top_k: int | None, top_p: float | None, repetition_penalty: float | None,
+          greedy: bool, max_frames: int | None, as_json: bool) -> None:
+    """Synthesize TEXT in a cloned voice.
+
+    \b
+    qtts speak --voice-id me --text "Hello there." --out hello.wav
+    echo "Hello" | qtts speak --voice-id me --out - > hello.wav
+    """
+    to_stdout = out == "-"
+    if to_stdout and as_json:
+        raise BadInput("--json and --out - both want stdout", hint="write the audio to a file with --out FILE")
+    output_format = audio_mod.check_format(fmt or "wav") if to_stdout else audio_mod.format_for_path(out)
+    request = SpeakRequest(
+        text=_read_text(text_arg, text, text_file),
+        voice=VoiceSource(voice_id=voice_id, ref_audio=ref_audio, ref_text=ref_text, x_vector_only=x_vector_only),
+        language=language or settings.language,
+        output_format=output_format,
+        split_max_chars=split_max_chars or settings.split_max_chars,
+        timeout_s=settings.timeout_s if timeout_s is None else timeout_s,
+        seed=seed,
+        temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
+        greedy=greedy, max_frames=max_frames,
+    )
+
+    def progress(message: str) -> None:
+        info(message)
+
+    summary = speak_to_file(settings, request, None if to_stdout else Path(out), progress=progress)
+    if to_stdout:
+        sys.stdout.buffer.write(summary.pop("audio_bytes"))
+        sys.stdout.buffer.flush()
+    else:
+        summary.pop("audio_bytes", None)
+    info(f"{summary['audio_seconds']:.2f} s of audio in {summary['elapsed_seconds']:.2f} s "
+         f"(RTF {summary['rtf']:.2f}, model load {summary['load_seconds']:.1f} s)"
+         + ("" if to_stdout else f" -> {out}"))
+    if as_json:
+        print_json(summary)
+
+
+def _read_text(text_arg: str | None, text: str | None, text_file: Path | None) -> str:
+    given = [v for v in (text_arg, text, text_file) if v is not None]
+    if len(given) > 1:
+        raise BadInput("give the text once", hint="use one of TEXT, --text or --text-file")
+    if text_file is not None:
+        if str(text_file) == "-":
+            return sys.stdin.read()
+        try:
+            return text_file.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise BadInput(f"text file {text_file} does not exist", hint="check the path") from exc
+        except UnicodeDecodeError as exc:
+            raise BadInput(f"text file {text_file} is not UTF-8 text", hint="convert it to UTF-8") from exc
+    if given:
+        return str(given[0])
+    if not sys.stdin.isatty():
+        return sys.stdin.read()
+    raise BadInput("no text given", hint="pass TEXT, --text, --text-file, or pipe text on stdin")

@@ -1,0 +1,301 @@
+"""The engine: load a Qwen3-TTS Base model on the CPU, make voice prompts, synthesize.
+
+It knows nothing of click, HTTP or queues.  torch and qwen_tts are imported lazily here.
+One ``Engine`` serves one synthesis at a time (a lock); callers in threads just wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qtts import audio as audio_mod
+from qtts.engine import memory
+from qtts.engine.compat import import_qwen_tts
+from qtts.engine.guard import GenerationGuard, GuardSlot, install_guard, looks_like_loop
+from qtts.engine.prompts import VoicePrompt
+from qtts.errors import BadInput, Cancelled, DependencyProblem, MemoryShortage, ModelUnavailable, SynthesisTimeout, TooLarge
+from qtts.models import ResolvedModel, expand_alias, resolve_model
+from qtts.settings import FALLBACK_MODEL_ID, Settings
+from qtts.text import estimate_seconds, split_text
+
+log = logging.getLogger(__name__)
+
+FRAME_RATE = 12.5
+SAMPLES_PER_FRAME = 1920
+MAX_FRAMES_PER_CHUNK = 2048
+_RETRY_SEED_OFFSET = 7919
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    language: str = "Auto"
+    seed: int | None = None
+    timeout_s: float = 0.0  # whole request; 0 = none
+    split_max_chars: int = 200
+    gap_s: float = 0.25
+    max_frames: int | None = None  # per chunk; None = derived from the chunk's length
+    retry_runaway: bool = True  # regenerate once, with another seed, output that loops or never ends
+    do_sample: bool | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float | None = None
+
+    def sampling_kwargs(self) -> dict[str, Any]:
+        names = ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
+@dataclass(frozen=True)
+class ChunkAudio:
+    index: int
+    total: int
+    text: str
+    samples: np.ndarray
+    frames: int
+    elapsed_s: float
+    retried: bool = False
+    runaway: bool = False
+
+
+@dataclass(frozen=True)
+class SynthesisResult:
+    audio: audio_mod.Audio
+    chunks: list[ChunkAudio] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def rtf(self) -> float:
+        return self.elapsed_s / self.audio.duration_s if self.audio.duration_s else float("inf")
+
+
+ProgressCallback = Callable[[int, int, int], None]  # (chunk index, chunk count, frames so far)
+
+
+class Engine:
+    """A loaded model.  Build with ``Engine.load(settings)``."""
+
+    def __init__(self, tts: Any, model: ResolvedModel, settings: Settings, load_seconds: float) -> None:
+        self._tts = tts
+        self.model = model
+        self.settings = settings
+        self.load_seconds = load_seconds
+        self._lock = threading.Lock()
+        self._guard_slot = GuardSlot()
+        install_guard(tts.model.talker, self._guard_slot)
+        talker_config = tts.model.config.talker_config
+        self._eos_id = int(talker_config.codec_eos_token_id)
+        # Silences transformers' "Setting pad_token_id to eos_token_id" notice on every call.
+        tts.model.talker.generation_config.pad_token_id = self._eos_id
+
+    # -- loading -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, settings: Settings, model_id: str | None = None) -> "Engine":
+        """Resolve, pre-check memory (falling back if configured), and load on the CPU."""
+        resolved = resolve_model(model_id or settings.model_id)
+        if settings.memory_check:
+            estimate = memory.estimate(resolved.path, settings.precision, settings.memory_limit_bytes)
+            if not estimate.fits:
+                fallback = settings.fallback_model_id
+                if fallback and expand_alias(fallback) != resolved.model_id:
+                    log.warning("%s %s; loading the fallback %s", resolved.model_id, estimate.describe(), fallback)
+                    return cls.load(settings.replace(fallback_model_id=""), fallback)
+                raise MemoryShortage(
+                    f"not enough memory for {resolved.model_id} in {settings.precision}: {estimate.describe()}",
+                    hint=f"use --model-id {FALLBACK_MODEL_ID}, or --precision bf16 (about half the memory), "
+                    "or set QTTS_FALLBACK_MODEL_ID=0.6b to fall back automatically",
+                )
+        return cls._load_resolved(resolved, settings)
+
+    @classmethod
+    def _load_resolved(cls, resolved: ResolvedModel, settings: Settings) -> "Engine":
+        qwen_tts = import_qwen_tts()
+        import torch
+
+        if settings.cpu_threads:
+            torch.set_num_threads(settings.cpu_threads)
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[settings.precision]
+        started = time.perf_counter()
+        try:
+            tts = qwen_tts.Qwen3TTSModel.from_pretrained(
+                str(resolved.path),
+                device_map="cpu",
+                dtype=dtype,
+                attn_implementation=settings.attn_implementation,
+                low_cpu_mem_usage=settings.low_cpu_mem_usage,
+            )
+        except MemoryError as exc:
+            raise MemoryShortage(f"ran out of memory loading {resolved.model_id}",
+                                 hint=f"use --model-id {FALLBACK_MODEL_ID} or --precision bf16") from exc
+        except ImportError as exc:
+            raise DependencyProblem(f"loading {resolved.model_id} needs a missing library: {exc}",
+                                    hint="run 'qtts doctor' and reinstall with the README's install command") from exc
+        except RuntimeError as exc:
+            if "memory" in str(exc).lower() or "alloc" in str(exc).lower():
+                raise MemoryShortage(f"ran out of memory loading {resolved.model_id}",
+                                     hint=f"use --model-id {FALLBACK_MODEL_ID} or --precision bf16") from exc
+            raise ModelUnavailable(f"{resolved.model_id} failed to load: {_first_line(exc)}",
+                                   hint="the files may be corrupt or of another model: re-download with 'qtts models pull'") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelUnavailable(f"{resolved.model_id} failed to load: {_first_line(exc)}",
+                                   hint="the files may be corrupt or of another model: re-download with 'qtts models pull'") from exc
+        tts.model.eval()
+        return cls(tts, resolved, settings, time.perf_counter() - started)
+
+    # -- facts -----------------------------------------------------------------------------
+    @property
+    def family(self) -> str:
+        return self.model.family
+
+    @property
+    def sample_rate(self) -> int:
+        return audio_mod.SAMPLE_RATE
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(str(lang) for lang in self._tts.model.get_supported_languages())
+
+    def check_language(self, language: str) -> str:
+        supported = {lang.lower(): lang for lang in self.languages}
+        key = (language or "auto").strip().lower()
+        if key not in supported:
+            raise BadInput(f"unsupported language {language!r}",
+                           hint=f"choose one of: {', '.join(lang.capitalize() for lang in self.languages)}")
+        return "Auto" if key == "auto" else key.capitalize()
+
+    # -- voice prompts ---------------------------------------------------------------------
+    def create_prompt(self, reference: audio_mod.Audio, ref_text: str | None, x_vector_only: bool) -> VoicePrompt:
+        """Derive a prompt from a prepared 24 kHz reference (see ``audio.prepare_reference``)."""
+        if reference.sample_rate != audio_mod.SAMPLE_RATE:
+            raise ValueError("reference must be resampled to 24 kHz first")
+        samples = np.ascontiguousarray(reference.samples, dtype=np.float32)
+        with self._lock:
+            if x_vector_only:
+                # Upstream create_voice_clone_prompt runs the speech-tokenizer encode even in
+                # x-vector-only mode and then discards the codes; extract the embedding alone.
+                embedding = self._tts.model.extract_speaker_embedding(audio=samples, sr=audio_mod.SAMPLE_RATE)
+                return VoicePrompt(self.family, True, embedding.detach().float().cpu())
+            if not ref_text or not ref_text.strip():
+                raise BadInput("the reference text is required to clone in ICL mode",
+                               hint="pass --ref-text with the words spoken in the clip, or use --x-vector-only")
+            (item,) = self._tts.create_voice_clone_prompt(
+                ref_audio=(samples, audio_mod.SAMPLE_RATE), ref_text=ref_text.strip(), x_vector_only_mode=False)
+        return VoicePrompt(self.family, False, item.ref_spk_embedding.detach().float().cpu(),
+                           item.ref_code.detach().cpu(), ref_text.strip())
+
+    # -- synthesis ---------------------------------------------------------------------------
+    def synthesize(
+        self,
+        text: str,
+        prompt: VoicePrompt,
+        options: SynthesisOptions = SynthesisOptions(),
+        on_chunk: Callable[[ChunkAudio], None] | None = None,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> SynthesisResult:
+        """Synthesize all chunks and join them with short silences."""
+        started = time.perf_counter()
+        chunks = []
+        for chunk in self.synthesize_chunks(text, prompt, options, on_progress, should_cancel):
+            chunks.append(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
+        samples = audio_mod.join([c.samples for c in chunks], options.gap_s, self.sample_rate)
+        return SynthesisResult(audio_mod.Audio(samples, self.sample_rate), chunks, time.perf_counter() - started)
+
+    def split(self, text: str, options: SynthesisOptions) -> list[str]:
+        if len(text) > self.settings.max_text_chars:
+            raise TooLarge(f"the text has {len(text)} characters; the limit is {self.settings.max_text_chars}",
+                           hint="split it into several requests, or raise QTTS_MAX_TEXT_CHARS")
+        chunks = split_text(text, options.split_max_chars)
+        if not chunks:
+            raise BadInput("the text is empty", hint="pass some words to speak")
+        return chunks
+
+    def synthesize_chunks(
+        self,
+        text: str,
+        prompt: VoicePrompt,
+        options: SynthesisOptions = SynthesisOptions(),
+        on_progress: ProgressCallback | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> Iterator[ChunkAudio]:
+        """Yield each chunk's audio as soon as it is generated."""
+        if prompt.family != self.family:
+            raise BadInput(f"this voice prompt was made for models of family {prompt.family}, not {self.family}",
+                           hint="re-derive it from the reference audio (the voice library does this itself)")
+        language = self.check_language(options.language)
+        pieces = self.split(text, options)
+        deadline = time.monotonic() + options.timeout_s if options.timeout_s > 0 else None
+        base_seed = options.seed if options.seed is not None else int(time.time_ns() % 2**31)
+        for index, piece in enumerate(pieces):
+            started = time.perf_counter()
+            cap = options.max_frames or min(MAX_FRAMES_PER_CHUNK, math.ceil((2 * estimate_seconds(piece) + 3) * FRAME_RATE))
+
+            def progress(frames: int, _i: int = index) -> None:
+                if on_progress is not None:
+                    on_progress(_i, len(pieces), frames)
+
+            def attempt(seed: int) -> tuple[np.ndarray, GenerationGuard]:
+                guard = GenerationGuard(deadline, should_cancel, progress)
+                samples = self._generate(piece, language, prompt, options, seed, cap + 1, guard)
+                if guard.cancelled:
+                    raise Cancelled("synthesis was cancelled", hint="")
+                if guard.timed_out:
+                    raise SynthesisTimeout(
+                        f"chunk {index + 1}/{len(pieces)} ({_preview(piece)}) did not finish within {options.timeout_s:g} s",
+                        hint="raise --timeout, lower --split-max-chars, or use the faster --model-id 0.6b")
+                return samples, guard
+
+            samples, guard = attempt(base_seed + index)
+            retried = runaway = False
+            if options.retry_runaway and self._is_runaway(guard, cap):
+                log.warning("chunk %d/%d looks like runaway generation; retrying once with another seed",
+                            index + 1, len(pieces))
+                samples, guard = attempt(base_seed + index + _RETRY_SEED_OFFSET)
+                retried, runaway = True, self._is_runaway(guard, cap)
+            frames = len(samples) // SAMPLES_PER_FRAME
+            yield ChunkAudio(index, len(pieces), piece, samples, frames, time.perf_counter() - started, retried, runaway)
+
+    def _is_runaway(self, guard: GenerationGuard, cap: int) -> bool:
+        hit_cap = guard.frames >= cap and (not guard.codes or guard.codes[-1] != self._eos_id)
+        return hit_cap or looks_like_loop(guard.codes)
+
+    def _generate(self, text: str, language: str, prompt: VoicePrompt, options: SynthesisOptions,
+                  seed: int, max_new_tokens: int, guard: GenerationGuard) -> np.ndarray:
+        import torch
+        from qwen_tts import VoiceClonePromptItem
+
+        item = VoiceClonePromptItem(
+            ref_code=prompt.ref_code, ref_spk_embedding=prompt.speaker_embedding,
+            x_vector_only_mode=prompt.x_vector_only, icl_mode=not prompt.x_vector_only, ref_text=prompt.ref_text)
+        with self._lock:
+            torch.manual_seed(seed)
+            self._guard_slot.active = guard
+            try:
+                wavs, _ = self._tts.generate_voice_clone(
+                    text=text, language=language, voice_clone_prompt=[item],
+                    max_new_tokens=max_new_tokens, **options.sampling_kwargs())
+            except MemoryError as exc:
+                raise MemoryShortage("ran out of memory during synthesis",
+                                     hint="lower --split-max-chars, or use --model-id 0.6b") from exc
+            finally:
+                self._guard_slot.active = None
+        return np.asarray(wavs[0], dtype=np.float32)
+
+
+def _preview(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]

@@ -1,0 +1,82 @@
+"""Per-call control of upstream generation: deadline, cancellation, progress, runaway checks.
+
+Upstream ``Qwen3TTSForConditionalGeneration.generate`` builds the talker's generation
+arguments itself and drops any extra ones, so a ``StoppingCriteria`` cannot be passed
+through ``generate_voice_clone``.  ``install_guard`` wraps the talker's ``generate`` on the
+loaded instance once; the wrapper adds the criteria of whichever ``GenerationGuard`` is
+active for the current call (the engine runs one synthesis at a time).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class GenerationGuard:
+    """Stops generation at a deadline or on cancellation, counts frames and keeps the
+    first-codebook codes (the talker's ``input_ids``) for runaway detection."""
+
+    def __init__(
+        self,
+        deadline: float | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        on_frame: Callable[[int], None] | None = None,
+    ) -> None:
+        self.deadline = deadline
+        self.should_cancel = should_cancel
+        self.on_frame = on_frame
+        self.frames = 0
+        self.timed_out = False
+        self.cancelled = False
+        self.codes: list[int] = []
+
+    def __call__(self, input_ids: Any, scores: Any, **_: Any) -> Any:
+        import torch
+
+        self.frames += 1
+        self.codes = input_ids[0].tolist()
+        if self.on_frame is not None:
+            self.on_frame(self.frames)
+        stop = False
+        if self.should_cancel is not None and self.should_cancel():
+            self.cancelled = stop = True
+        elif self.deadline is not None and time.monotonic() > self.deadline:
+            self.timed_out = stop = True
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+class GuardSlot:
+    """Holds the guard of the call in progress; read by the wrapped ``talker.generate``."""
+
+    def __init__(self) -> None:
+        self.active: GenerationGuard | None = None
+
+
+def install_guard(talker: Any, slot: GuardSlot) -> None:
+    from transformers import StoppingCriteriaList
+
+    original = talker.generate
+
+    def generate_with_guard(*args: Any, **kwargs: Any) -> Any:
+        if slot.active is not None:
+            criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])
+            criteria.append(slot.active)
+            kwargs["stopping_criteria"] = criteria
+        return original(*args, **kwargs)
+
+    talker.generate = generate_with_guard
+
+
+def looks_like_loop(codes: list[int], window: int = 40, max_period: int = 12, agreement: float = 0.95) -> bool:
+    """True when the last ``window`` first-codebook codes repeat with a short period: the
+    looping or stuck output that upstream users report (about 1 in 200 generations)."""
+    if len(codes) < window:
+        return False
+    tail = codes[-window:]
+    for period in range(1, max_period + 1):
+        same = sum(1 for i in range(period, window) if tail[i] == tail[i - period])
+        if same >= agreement * (window - period):
+            return True
+    return False

@@ -1,0 +1,160 @@
+"""Speaking a request end to end: validate, find the voice, synthesize, encode.
+
+The one place where a request (text + voice + options) becomes audio; the CLI, the batch
+runner, the queue worker and the HTTP app all call ``synthesize_request``.  Validation runs
+before the model loads, so bad input fails in milliseconds, not after a 10 s load.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtts import audio as audio_mod
+from qtts.errors import BadInput, TooLarge
+from qtts.settings import Settings
+from qtts.text import normalize_text
+from qtts.voices import VoiceLibrary, validate_voice_id
+
+if TYPE_CHECKING:
+    from qtts.engine.core import ChunkAudio, Engine, SynthesisOptions
+    from qtts.engine.prompts import VoicePrompt
+
+
+@dataclass(frozen=True)
+class VoiceSource:
+    """A library voice, or an ad-hoc reference clip (path or bytes) with its transcript."""
+
+    voice_id: str | None = None
+    ref_audio: Path | bytes | None = None
+    ref_text: str | None = None
+    x_vector_only: bool = False
+
+
+@dataclass(frozen=True)
+class SpeakRequest:
+    text: str
+    voice: VoiceSource
+    language: str = "Auto"
+    output_format: str = "wav"
+    split_max_chars: int = 200
+    timeout_s: float = 0.0
+    seed: int | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float | None = None
+    greedy: bool = False
+    max_frames: int | None = None
+
+    def options(self) -> "SynthesisOptions":
+        from qtts.engine.core import SynthesisOptions
+
+        return SynthesisOptions(
+            language=self.language, seed=self.seed, timeout_s=self.timeout_s,
+            split_max_chars=self.split_max_chars, max_frames=self.max_frames,
+            do_sample=False if self.greedy else None, temperature=self.temperature, top_k=self.top_k,
+            top_p=self.top_p, repetition_penalty=self.repetition_penalty,
+        )
+
+
+def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRequest) -> SpeakRequest:
+    """Check everything that does not need the model; return the request with clean text."""
+    text = normalize_text(request.text or "")
+    if not text:
+        raise BadInput("the text is empty", hint="pass some words to speak")
+    if len(text) > settings.max_text_chars:
+        raise TooLarge(f"the text has {len(text)} characters; the limit is {settings.max_text_chars}",
+                       hint="split it into several requests, or raise QTTS_MAX_TEXT_CHARS")
+    audio_mod.check_format(request.output_format)
+    voice = request.voice
+    if voice.voice_id and voice.ref_audio is not None:
+        raise BadInput("give either a voice id or a reference clip, not both", hint="drop --ref-audio or --voice-id")
+    if voice.voice_id:
+        validate_voice_id(voice.voice_id)
+        library.get(voice.voice_id)
+    elif voice.ref_audio is not None:
+        if not voice.x_vector_only and not (voice.ref_text or "").strip():
+            raise BadInput("a reference clip needs its transcript in ICL mode",
+                           hint="pass --ref-text, or --x-vector-only to clone from the clip alone")
+    else:
+        raise BadInput("no voice given", hint="pass --voice-id (see 'qtts clone list') or --ref-audio with --ref-text")
+    return replace(request, text=text)
+
+
+def load_reference(settings: Settings, ref_audio: Path | bytes) -> audio_mod.Audio:
+    decoded = audio_mod.decode_audio(ref_audio, what="reference audio")
+    return audio_mod.prepare_reference(decoded, settings.max_reference_s)
+
+
+def prompt_for(engine: "Engine", library: VoiceLibrary, voice: VoiceSource, settings: Settings) -> "VoicePrompt":
+    if voice.voice_id:
+        return library.prompt_for(voice.voice_id, engine)
+    assert voice.ref_audio is not None
+    reference = load_reference(settings, voice.ref_audio)
+    return engine.create_prompt(reference, voice.ref_text, voice.x_vector_only)
+
+
+Progress = Callable[[str], None]
+
+
+def synthesize_request(
+    engine: "Engine",
+    library: VoiceLibrary,
+    request: SpeakRequest,
+    progress: Progress | None = None,
+    on_chunk: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> tuple[bytes, dict[str, Any]]:
+    """Synthesize a validated request with a loaded engine; return (encoded audio, summary)."""
+    say = progress or (lambda _message: None)
+    started = time.perf_counter()
+    prompt = prompt_for(engine, library, request.voice, engine.settings)
+
+    def report(chunk: "ChunkAudio") -> None:
+        seconds = len(chunk.samples) / engine.sample_rate
+        say(f"chunk {chunk.index + 1}/{chunk.total}: {seconds:.2f} s of audio in {chunk.elapsed_s:.2f} s"
+            + (" (retried after runaway output)" if chunk.retried else ""))
+        if on_chunk is not None:
+            on_chunk(chunk.index + 1, chunk.total)
+
+    result = engine.synthesize(request.text, prompt, request.options(), on_chunk=report, should_cancel=should_cancel)
+    data = audio_mod.encode(result.audio, request.output_format)
+    elapsed = time.perf_counter() - started
+    summary = {
+        "model_id": engine.model.model_id,
+        "format": request.output_format,
+        "sample_rate": result.audio.sample_rate,
+        "audio_seconds": round(result.audio.duration_s, 3),
+        "elapsed_seconds": round(elapsed, 3),
+        "rtf": round(elapsed / result.audio.duration_s, 3) if result.audio.duration_s else None,
+        "load_seconds": round(engine.load_seconds, 3),
+        "chunks": [{"text": c.text, "frames": c.frames, "seconds": round(c.elapsed_s, 3),
+                    "retried": c.retried, "runaway": c.runaway} for c in result.chunks],
+    }
+    return data, summary
+
+
+def speak_to_file(settings: Settings, request: SpeakRequest, out_path: Path | None,
+                  progress: Progress | None = None) -> dict[str, Any]:
+    """Validate, load the model, synthesize and write ``out_path`` atomically (or return
+    the bytes under ``audio_bytes`` when ``out_path`` is None)."""
+    from qtts.engine.core import Engine
+
+    library = VoiceLibrary(settings.voices_dir)
+    request = validate_request(settings, library, request)
+    if request.voice.ref_audio is not None:
+        load_reference(settings, request.voice.ref_audio)  # fail on a bad clip before the load
+    say = progress or (lambda _message: None)
+    say(f"loading {settings.model_id} ({settings.precision}, {settings.attn_implementation}) ...")
+    engine = Engine.load(settings)
+    data, summary = synthesize_request(engine, library, request, progress=say)
+    if out_path is not None:
+        audio_mod.write_atomic(out_path, data)
+        summary["output"] = str(out_path)
+    else:
+        summary["audio_bytes"] = data
+    return summary

@@ -1,0 +1,144 @@
+"""The voice library on disk: one directory per voice under ``<home>/voices``.
+
+    <voice-id>/meta.json                  mode, reference text, duration, created, families
+    <voice-id>/reference.wav              the normalized 24 kHz mono reference (with its pad)
+    <voice-id>/prompt.<family>.safetensors the derived prompt tensors, one per model family
+
+A voice used with a model of another family (1.7B vs 0.6B: different speaker-embedding
+sizes) is re-derived from ``reference.wav`` and the new prompt is stored beside the first.
+Voices are written into a temporary directory and renamed into place: never half a voice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qtts import audio as audio_mod
+from qtts.engine.prompts import VoicePrompt
+from qtts.errors import BadInput, NotFound
+
+if TYPE_CHECKING:
+    from qtts.engine.core import Engine
+
+VOICE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def validate_voice_id(voice_id: str) -> str:
+    if not isinstance(voice_id, str) or not VOICE_ID_PATTERN.fullmatch(voice_id):
+        raise BadInput(f"invalid voice id {voice_id!r}",
+                       hint="use 1-64 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit")
+    return voice_id
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    voice_id: str
+    mode: str  # "icl" or "x_vector"
+    ref_text: str
+    duration_s: float
+    created: str
+    created_with: str  # model id used to derive the first prompt
+    families: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "families": list(self.families)}
+
+
+class VoiceLibrary:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _dir(self, voice_id: str) -> Path:
+        return self.root / validate_voice_id(voice_id)
+
+    def exists(self, voice_id: str) -> bool:
+        return (self._dir(voice_id) / "meta.json").is_file()
+
+    def create(self, voice_id: str, reference: audio_mod.Audio, ref_text: str | None, x_vector_only: bool,
+               engine: "Engine", overwrite: bool = False) -> VoiceInfo:
+        """Derive and store a voice from a prepared reference (``audio.prepare_reference``)."""
+        target = self._dir(voice_id)
+        if self.exists(voice_id) and not overwrite:
+            raise BadInput(f"voice {voice_id!r} already exists",
+                           hint=f"choose another id, or delete it first with 'qtts clone delete {voice_id}'")
+        prompt = engine.create_prompt(reference, ref_text, x_vector_only)
+        info = VoiceInfo(
+            voice_id=voice_id,
+            mode="x_vector" if x_vector_only else "icl",
+            ref_text=(ref_text or "").strip(),
+            duration_s=round(reference.duration_s, 3),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_with=engine.model.model_id,
+            families=(engine.family,),
+        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{voice_id}.", dir=self.root))
+        try:
+            (staging / "reference.wav").write_bytes(audio_mod.encode(reference, "wav"))
+            prompt.save(staging / f"prompt.{engine.family}.safetensors")
+            _write_meta(staging, info)
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return info
+
+    def get(self, voice_id: str) -> VoiceInfo:
+        meta = self._dir(voice_id) / "meta.json"
+        if not meta.is_file():
+            raise NotFound(f"voice {voice_id!r} does not exist",
+                           hint="list voices with 'qtts clone list', or create one with 'qtts clone create'")
+        values = json.loads(meta.read_text(encoding="utf-8"))
+        values["families"] = tuple(values.get("families", ()))
+        return VoiceInfo(**values)
+
+    def list(self) -> list[VoiceInfo]:
+        if not self.root.is_dir():
+            return []
+        voices = []
+        for child in sorted(self.root.iterdir()):
+            if child.is_dir() and VOICE_ID_PATTERN.fullmatch(child.name) and (child / "meta.json").is_file():
+                voices.append(self.get(child.name))
+        return voices
+
+    def delete(self, voice_id: str) -> None:
+        self.get(voice_id)
+        shutil.rmtree(self._dir(voice_id))
+
+    def reference_path(self, voice_id: str) -> Path:
+        self.get(voice_id)
+        return self._dir(voice_id) / "reference.wav"
+
+    def prompt_for(self, voice_id: str, engine: "Engine") -> VoicePrompt:
+        """The voice's prompt for ``engine``'s model family, derived and stored if missing."""
+        info = self.get(voice_id)
+        directory = self._dir(voice_id)
+        path = directory / f"prompt.{engine.family}.safetensors"
+        if path.is_file():
+            return VoicePrompt.load(path)
+        reference = audio_mod.decode_audio(directory / "reference.wav", what="stored reference")
+        prompt = engine.create_prompt(reference, info.ref_text or None, info.mode == "x_vector")
+        tmp = directory / f".{path.name}.{os.getpid()}.part"
+        try:
+            prompt.save(tmp)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        families = tuple(dict.fromkeys((*info.families, engine.family)))
+        _write_meta(directory, VoiceInfo(**{**asdict(info), "families": families}))
+        return prompt
+
+
+def _write_meta(directory: Path, info: VoiceInfo) -> None:
+    data = json.dumps(info.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    audio_mod.write_atomic(directory / "meta.json", data.encode("utf-8"))
