@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from qtts.errors import ModelUnavailable
+from qtts.errors import BadInput, ModelUnavailable
 from qtts.settings import FALLBACK_MODEL_ID
 
 ALIASES = {
@@ -29,6 +29,7 @@ class ResolvedModel:
     tts_model_type: str
     tts_model_size: str
     speaker_dim: int
+    languages: tuple[str, ...] = ("auto",)
 
     @property
     def family(self) -> str:
@@ -100,13 +101,27 @@ def _inspect(model_id: str, path: Path, require_base: bool) -> ResolvedModel:
             hint=f"use --model-id {ALIASES['1.7b']} (or {ALIASES['0.6b']})",
         )
     speaker = config.get("speaker_encoder_config") or {}
+    # As upstream Qwen3TTSForConditionalGeneration: "auto" plus the non-dialect codec languages.
+    codec_languages = (config.get("talker_config") or {}).get("codec_language_id") or {}
+    languages = ("auto", *sorted(lang for lang in codec_languages if "dialect" not in lang))
     return ResolvedModel(
         model_id=model_id,
         path=path,
         tts_model_type=model_type,
         tts_model_size=str(config.get("tts_model_size", "unknown")),
         speaker_dim=int(speaker.get("enc_dim", 1024)),
+        languages=languages,
     )
+
+
+def check_language(language: str | None, supported: tuple[str, ...] | list[str]) -> str:
+    """Validate a language name case-insensitively; return it as qwen_tts expects it."""
+    names = {lang.lower() for lang in supported}
+    key = (language or "auto").strip().lower()
+    if key not in names:
+        raise BadInput(f"unsupported language {language!r}",
+                       hint=f"choose one of: {', '.join(sorted(n.capitalize() for n in names))}")
+    return "Auto" if key == "auto" else key.capitalize()
 
 
 def weight_bytes(path: Path, as_bytes_per_param: int | None = None) -> int:
@@ -114,9 +129,13 @@ def weight_bytes(path: Path, as_bytes_per_param: int | None = None) -> int:
     tensor had ``as_bytes_per_param`` bytes per element (to estimate an fp32 load of bf16)."""
     total = 0
     for file in sorted(path.rglob("*.safetensors")):
-        with file.open("rb") as handle:
-            (header_len,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(header_len))
+        try:
+            with file.open("rb") as handle:
+                (header_len,) = struct.unpack("<Q", handle.read(8))
+                header = json.loads(handle.read(header_len))
+        except (OSError, ValueError, struct.error) as exc:
+            raise ModelUnavailable(f"{file} is not a readable safetensors file ({type(exc).__name__})",
+                                   hint="the download may be incomplete: run 'qtts models pull' again") from exc
         for name, info in header.items():
             if name == "__metadata__":
                 continue

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from qtts import audio as audio_mod
 from qtts.errors import BadInput, TooLarge
+from qtts.models import check_language, resolve_model
 from qtts.settings import Settings
 from qtts.text import normalize_text
 from qtts.voices import VoiceLibrary, validate_voice_id
@@ -148,6 +149,7 @@ def speak_to_file(settings: Settings, request: SpeakRequest, out_path: Path | No
     request = validate_request(settings, library, request)
     if request.voice.ref_audio is not None:
         load_reference(settings, request.voice.ref_audio)  # fail on a bad clip before the load
+    check_language(request.language, resolve_model(settings.model_id).languages)
     say = progress or (lambda _message: None)
     say(f"loading {settings.model_id} ({settings.precision}, {settings.attn_implementation}) ...")
     engine = Engine.load(settings)

@@ -46,7 +46,7 @@ def torchaudio_status() -> tuple[str, str]:
 
 def import_qwen_tts() -> Any:
     """Import and return the ``qwen_tts`` module, mapping failures to ``DependencyProblem``."""
-    if "qwen_tts" in sys.modules:
+    if sys.modules.get("qwen_tts") is not None:
         return sys.modules["qwen_tts"]
     _ensure_torch()
     kind, detail = torchaudio_status()

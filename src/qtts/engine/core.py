@@ -22,7 +22,7 @@ from qtts.engine.compat import import_qwen_tts
 from qtts.engine.guard import GenerationGuard, GuardSlot, install_guard, looks_like_loop
 from qtts.engine.prompts import VoicePrompt
 from qtts.errors import BadInput, Cancelled, DependencyProblem, MemoryShortage, ModelUnavailable, SynthesisTimeout, TooLarge
-from qtts.models import ResolvedModel, expand_alias, resolve_model
+from qtts.models import ResolvedModel, check_language, expand_alias, resolve_model
 from qtts.settings import FALLBACK_MODEL_ID, Settings
 from qtts.text import estimate_seconds, split_text
 
@@ -138,13 +138,10 @@ class Engine:
         except ImportError as exc:
             raise DependencyProblem(f"loading {resolved.model_id} needs a missing library: {exc}",
                                     hint="run 'qtts doctor' and reinstall with the README's install command") from exc
-        except RuntimeError as exc:
+        except Exception as exc:  # safetensors, torch and transformers raise many types; classify by content
             if "memory" in str(exc).lower() or "alloc" in str(exc).lower():
                 raise MemoryShortage(f"ran out of memory loading {resolved.model_id}",
                                      hint=f"use --model-id {FALLBACK_MODEL_ID} or --precision bf16") from exc
-            raise ModelUnavailable(f"{resolved.model_id} failed to load: {_first_line(exc)}",
-                                   hint="the files may be corrupt or of another model: re-download with 'qtts models pull'") from exc
-        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelUnavailable(f"{resolved.model_id} failed to load: {_first_line(exc)}",
                                    hint="the files may be corrupt or of another model: re-download with 'qtts models pull'") from exc
         tts.model.eval()
@@ -164,12 +161,7 @@ class Engine:
         return sorted(str(lang) for lang in self._tts.model.get_supported_languages())
 
     def check_language(self, language: str) -> str:
-        supported = {lang.lower(): lang for lang in self.languages}
-        key = (language or "auto").strip().lower()
-        if key not in supported:
-            raise BadInput(f"unsupported language {language!r}",
-                           hint=f"choose one of: {', '.join(lang.capitalize() for lang in self.languages)}")
-        return "Auto" if key == "auto" else key.capitalize()
+        return check_language(language, self.languages)
 
     # -- voice prompts ---------------------------------------------------------------------
     def create_prompt(self, reference: audio_mod.Audio, ref_text: str | None, x_vector_only: bool) -> VoicePrompt:
@@ -262,7 +254,7 @@ class Engine:
                             index + 1, len(pieces))
                 samples, guard = attempt(base_seed + index + _RETRY_SEED_OFFSET)
                 retried, runaway = True, self._is_runaway(guard, cap)
-            frames = len(samples) // SAMPLES_PER_FRAME
+            frames = len(guard.codes) - (1 if guard.codes and guard.codes[-1] == self._eos_id else 0)
             yield ChunkAudio(index, len(pieces), piece, samples, frames, time.perf_counter() - started, retried, runaway)
 
     def _is_runaway(self, guard: GenerationGuard, cap: int) -> bool:
@@ -287,6 +279,11 @@ class Engine:
             except MemoryError as exc:
                 raise MemoryShortage("ran out of memory during synthesis",
                                      hint="lower --split-max-chars, or use --model-id 0.6b") from exc
+            except RuntimeError:
+                # Stopped before the first frame: upstream then fails to stack an empty list.
+                if guard.timed_out or guard.cancelled:
+                    return np.zeros(0, dtype=np.float32)
+                raise
             finally:
                 self._guard_slot.active = None
         return np.asarray(wavs[0], dtype=np.float32)

@@ -1,0 +1,3 @@
+from qtts.cli.main import main
+
+main()

@@ -1,0 +1,55 @@
+"""Shared fixtures.
+
+Every test gets its own qtts home (voices, jobs, config) and no ``QTTS_*`` variables from
+the developer's shell.  Integration tests share one tiny random-weight checkpoint, built
+with the real qwen_tts classes by ``qtts.checkpoints`` (well under 1 MB, a few seconds).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("QTTS_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "qtts-home"
+    monkeypatch.setenv("QTTS_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from qtts.checkpoints.builder import build_random_checkpoint
+
+    return build_random_checkpoint("tiny", tmp_path_factory.mktemp("models") / "tiny", seed=0).path
+
+
+@pytest.fixture()
+def tiny_env(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make the tiny checkpoint the configured model (as a user would with QTTS_MODEL_ID)."""
+    monkeypatch.setenv("QTTS_MODEL_ID", str(tiny_model))
+    return tiny_model
+
+
+@pytest.fixture(scope="session")
+def reference_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3 s voice-like clip at 44.1 kHz stereo, to exercise mixing and resampling."""
+    from qtts.doctor import smoke_reference
+
+    clip = smoke_reference(3.0).samples
+    import soxr
+
+    resampled = soxr.resample(clip, 24000, 44100)
+    stereo = np.stack([resampled, 0.5 * resampled], axis=1)
+    path = tmp_path_factory.mktemp("refs") / "ref.wav"
+    sf.write(path, stereo, 44100)
+    return path
