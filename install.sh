@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install qtts and everything its tests need into ./.venv (CPU only; no CUDA downloads).
+#   ./install.sh            # or: PYTHON=python3.11 ./install.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+
+"$PYTHON" - <<'PY'
+import sys
+if sys.version_info[:2] != (3, 11):
+    sys.exit(f"qtts needs Python 3.11 (found {sys.version.split()[0]}); set PYTHON=python3.11")
+PY
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+"${PIP[@]}" --upgrade pip
+# 1. The CPU build of torch first: anything that later asks for 'torch' is then satisfied
+#    (a bare 'torch' requirement on an empty environment pulls a multi-GB CUDA build).
+"${PIP[@]}" "torch==2.13.0"
+# 2. qtts with its pinned dependencies (transformers 4.57.3, accelerate 1.12.0, ...).
+"${PIP[@]}" -e ".[test]"
+# 3. qwen-tts without its dependencies: 'gradio' is only for its demo (~240 MB) and the
+#    only torchaudio on PyPI (a CUDA build) cannot load beside CPU torch 2.13 (see
+#    src/qtts/engine/compat.py); the rest of its dependencies came with step 2.
+"${PIP[@]}" --no-deps "qwen-tts==0.1.1"
+
+"$VENV/bin/python" - <<'PY'
+import torch
+assert torch.version.cuda is None, "a CUDA build of torch got installed; expected the CPU build"
+PY
+echo "installed into $VENV: run '$VENV/bin/qtts doctor' to check this machine" >&2
