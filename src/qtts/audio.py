@@ -131,6 +131,17 @@ def encode(audio: Audio, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
+def wav_stream_header(sample_rate: int = SAMPLE_RATE) -> bytes:
+    """A 16-bit mono WAV header for a stream of unknown length (sizes set to the maximum,
+    as streaming servers do); PCM s16le chunks follow."""
+    import struct
+
+    unknown = 0xFFFFFFFF
+    return (b"RIFF" + struct.pack("<I", unknown) + b"WAVE" + b"fmt " +
+            struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16) +
+            b"data" + struct.pack("<I", unknown))
+
+
 def media_type(fmt: str) -> str:
     return FORMATS[check_format(fmt)][2]
 

@@ -50,16 +50,25 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str = ""
-    queue_url: str = ""
+    queue_url: str = ""  # "" = embedded SQLite; redis://… or postgresql://… to share work across machines
+    artifacts_dir: str = ""  # job audio; "" = <home>/jobs (use a shared path when distributed)
+    job_lease_s: float = 30.0  # a job whose worker stops renewing this lease is run again
     max_upload_bytes: int = 20 * 1024 * 1024
+    server_url: str = ""  # where 'qtts queue' and 'qtts batch --via-queue' send work; "" = http://host:port
+    embedded_worker: bool = True  # 'qtts serve' runs jobs itself
+    cors_origins: str = ""  # comma-separated; "" = CORS off
 
     @property
     def voices_dir(self) -> Path:
         return self.home / "voices"
 
     @property
-    def jobs_dir(self) -> Path:
-        return self.home / "jobs"
+    def client_url(self) -> str:
+        return (self.server_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def artifacts_path(self) -> Path:
+        return Path(self.artifacts_dir).expanduser() if self.artifacts_dir else self.home / "jobs"
 
     @classmethod
     def resolve(

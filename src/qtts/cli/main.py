@@ -17,7 +17,7 @@ from qtts.errors import QttsError
 
 EXIT_CODES = {
     "input": 2, "not_found": 2, "too_large": 2, "model": 3, "memory": 4, "dependency": 5,
-    "timeout": 6, "cancelled": 7,
+    "timeout": 6, "cancelled": 7, "server": 8,
 }
 
 
@@ -63,12 +63,11 @@ def cli(ctx: click.Context, home: str | None, verbose: int, debug: bool) -> None
 
 
 def _register() -> None:
-    from qtts.cli import clone, doctor, models, speak
+    from qtts.cli import batch, clone, doctor, models, queue, serve, speak
 
-    cli.add_command(speak.speak)
-    cli.add_command(clone.clone)
-    cli.add_command(models.models)
-    cli.add_command(doctor.doctor)
+    for command in (speak.speak, clone.clone, batch.batch, queue.queue, serve.serve, serve.worker, models.models,
+                    doctor.doctor):
+        cli.add_command(command)
 
 
 _register()

@@ -1,0 +1,177 @@
+"""Batch synthesis: many items from a file into a directory, resumable via a manifest.
+
+Input: ``.txt`` (one text per line), ``.jsonl`` (one object per line) or ``.csv`` (a header
+row); fields ``id``, ``text``, ``voice``, ``language``, ``format``.  ``manifest.jsonl`` in
+the output directory gets one line per finished item (ok or error); a rerun skips the items
+whose audio is already there.  A bad line is reported with its line number and skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qtts import audio as audio_mod
+from qtts.errors import BadInput, QttsError
+
+ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+MANIFEST = "manifest.jsonl"
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    line: int
+    id: str
+    text: str
+    voice: str | None
+    language: str | None
+    format: str | None
+
+
+@dataclass(frozen=True)
+class BadLine:
+    line: int
+    message: str
+
+
+def read_items(path: Path) -> Iterator[BatchItem | BadLine]:
+    """Parse the input file, yielding items and the lines that could not be used."""
+    if not path.is_file():
+        raise BadInput(f"input file {path} does not exist", hint="check the path")
+    suffix = path.suffix.lower()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path} is not UTF-8 text", hint="convert it to UTF-8") from exc
+    if suffix == ".jsonl":
+        rows = _jsonl_rows(text)
+    elif suffix == ".csv":
+        rows = _csv_rows(text)
+    elif suffix == ".txt":
+        rows = ((n, {"text": line}) for n, line in enumerate(text.splitlines(), start=1) if line.strip())
+    else:
+        raise BadInput(f"cannot read {path.name}: unknown input type", hint="use a .txt, .jsonl or .csv file")
+    seen: set[str] = set()
+    for line, row in rows:
+        if isinstance(row, str):
+            yield BadLine(line, row)
+            continue
+        item = _item(line, row)
+        if isinstance(item, BatchItem):
+            if item.id in seen:
+                item = BadLine(line, f"duplicate id {item.id!r}")
+            else:
+                seen.add(item.id)
+        yield item
+
+
+def _jsonl_rows(text: str) -> Iterator[tuple[int, dict | str]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, f"not valid JSON ({exc.msg})"
+            continue
+        yield number, value if isinstance(value, dict) else "not a JSON object"
+
+
+def _csv_rows(text: str) -> Iterator[tuple[int, dict | str]]:
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "text" not in reader.fieldnames:
+        raise BadInput("the CSV file needs a header row with a 'text' column", hint="columns: id,text,voice,language,format")
+    for row in reader:
+        yield reader.line_num, {k: v for k, v in row.items() if k is not None}
+
+
+def _item(line: int, row: dict[str, Any]) -> BatchItem | BadLine:
+    text = row.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return BadLine(line, "empty or missing 'text'")
+    item_id = str(row.get("id") or f"{line:05d}")
+    if not ITEM_ID.fullmatch(item_id):
+        return BadLine(line, f"invalid id {item_id!r} (letters, digits, '.', '_', '-')")
+    fmt = row.get("format") or None
+    if fmt is not None and fmt not in audio_mod.FORMATS:
+        return BadLine(line, f"unsupported format {fmt!r}")
+    return BatchItem(line, item_id, text, row.get("voice") or None, row.get("language") or None, fmt)
+
+
+def finished_ids(out_dir: Path) -> set[str]:
+    """Items recorded as ok in the manifest whose file still exists."""
+    manifest = out_dir / MANIFEST
+    done: set[str] = set()
+    if not manifest.is_file():
+        return done
+    for line in manifest.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        if record.get("status") == "ok" and (out_dir / str(record.get("file", ""))).is_file():
+            done.add(record["id"])
+    return done
+
+
+def append_manifest(out_dir: Path, record: dict[str, Any]) -> None:
+    with (out_dir / MANIFEST).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+# (item, default voice, default format) -> (audio bytes, summary)
+Synthesize = Callable[[BatchItem], tuple[bytes, dict[str, Any]]]
+
+
+@dataclass
+class BatchReport:
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    invalid: int = 0
+
+
+def run_batch(items: list[BatchItem | BadLine], out_dir: Path, default_format: str, synthesize: Synthesize,
+              on_item: Callable[[str], None] | None = None) -> BatchReport:
+    """Synthesize every item not yet done; record each outcome in the manifest."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = finished_ids(out_dir)
+    report = BatchReport()
+    note = on_item or (lambda _message: None)
+    for item in items:
+        if isinstance(item, BadLine):
+            report.invalid += 1
+            note(f"line {item.line}: skipped: {item.message}")
+            append_manifest(out_dir, {"line": item.line, "status": "invalid", "error": item.message})
+            continue
+        if item.id in done:
+            report.skipped += 1
+            continue
+        fmt = item.format or default_format
+        name = f"{item.id}.{fmt}"
+        started = time.perf_counter()
+        try:
+            data, summary = synthesize(item)
+            audio_mod.write_atomic(out_dir / name, data)
+        except QttsError as exc:
+            report.failed += 1
+            note(f"line {item.line} ({item.id}): {exc.message}")
+            append_manifest(out_dir, {"id": item.id, "line": item.line, "status": "error",
+                                      "error": {"category": exc.category, "message": exc.message, "hint": exc.hint}})
+            continue
+        report.ok += 1
+        append_manifest(out_dir, {"id": item.id, "line": item.line, "status": "ok", "file": name,
+                                  "audio_seconds": summary.get("audio_seconds"),
+                                  "elapsed_seconds": round(time.perf_counter() - started, 3),
+                                  "rtf": summary.get("rtf")})
+    return report

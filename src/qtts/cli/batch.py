@@ -1,0 +1,103 @@
+"""``qtts batch``: a file of texts into a directory of audio files, resumable."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qtts.cli.options import info, model_options, print_json, with_settings
+from qtts.settings import Settings
+
+
+@click.command()
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help=".txt (one text per line), .jsonl or .csv (fields id, text, voice, language, format).")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--voice-id", default=None, help="Voice for items that name none.")
+@click.option("--language", default=None, help="Language for items that name none (default Auto).")
+@click.option("--format", "fmt", default="wav", show_default=True, help="Format for items that name none.")
+@click.option("--seed", type=int, default=None)
+@click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Cap on frames per chunk.")
+@click.option("--via-queue", is_flag=True, help="Submit to a running 'qtts serve' instead of loading the model here.")
+@click.option("--server", default=None, help="With --via-queue: server URL. Env QTTS_SERVER_URL.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
+@model_options
+@with_settings
+def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | None, language: str | None, fmt: str,
+          seed: int | None, max_frames: int | None, via_queue: bool, server: str | None, as_json: bool) -> None:
+    """Synthesize every line of INPUT into OUT-DIR; rerun to resume after a failure."""
+    from tqdm import tqdm
+
+    from qtts import audio as audio_mod
+    from qtts.batch import BatchItem, read_items, run_batch
+    from qtts.synthesis import SpeakRequest, VoiceSource, synthesize_request, validate_request
+    from qtts.voices import VoiceLibrary
+
+    audio_mod.check_format(fmt)
+    items = list(read_items(input_path))
+    library = VoiceLibrary(settings.voices_dir)
+
+    def request_for(item: BatchItem) -> SpeakRequest:
+        return SpeakRequest(text=item.text, voice=VoiceSource(voice_id=item.voice or voice_id),
+                            language=item.language or language or settings.language,
+                            output_format=item.format or fmt, split_max_chars=settings.split_max_chars,
+                            timeout_s=settings.timeout_s, seed=seed, max_frames=max_frames)
+
+    if via_queue:
+        synthesize = _via_queue(settings.replace(server_url=server) if server else settings, request_for)
+    else:
+        from qtts.engine.core import Engine
+
+        engine: list[Any] = []
+
+        def synthesize(item: BatchItem) -> tuple[bytes, dict]:
+            request = validate_request(settings, library, request_for(item))
+            if not engine:  # load on the first valid item, not for a file of bad lines
+                info(f"loading {settings.model_id} ...")
+                engine.append(Engine.load(settings))
+            return synthesize_request(engine[0], library, request)
+
+    with tqdm(total=len(items), unit="item", file=__import__("sys").stderr, disable=None) as bar:
+        def step(item: BatchItem) -> tuple[bytes, dict]:
+            try:
+                return synthesize(item)
+            finally:
+                bar.update(1)
+
+        def note(message: str) -> None:
+            bar.write(message, file=__import__("sys").stderr)
+
+        report = run_batch(items, out_dir, fmt, step, on_item=note)
+    summary = {"ok": report.ok, "failed": report.failed, "skipped": report.skipped, "invalid": report.invalid,
+               "manifest": str(out_dir / "manifest.jsonl")}
+    info(f"{report.ok} done, {report.skipped} already done, {report.failed} failed, {report.invalid} invalid lines "
+         f"-> {summary['manifest']}")
+    if as_json:
+        print_json(summary)
+    if report.failed or report.invalid:
+        raise SystemExit(1)
+
+
+def _via_queue(settings: Settings, request_for):  # noqa: ANN001, ANN202
+    from qtts.client import Client
+    from qtts.errors import QttsError
+
+    client = Client(settings.client_url, settings.api_key)
+
+    def synthesize(item) -> tuple[bytes, dict]:  # noqa: ANN001
+        request = request_for(item)
+        body = {"input": request.text, "voice": request.voice.voice_id, "language": request.language,
+                "response_format": request.output_format, "seed": request.seed, "max_frames": request.max_frames}
+        job = client.submit({k: v for k, v in body.items() if v is not None})
+        while job["status"] in ("queued", "running"):
+            time.sleep(0.5)
+            job = client.job(job["id"])
+        if job["status"] != "succeeded":
+            error = job.get("error") or {}
+            raise QttsError(error.get("message", f"job {job['status']}"), hint=error.get("hint", ""))
+        return client.audio(job["id"]), job["result"]
+
+    return synthesize

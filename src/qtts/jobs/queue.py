@@ -1,0 +1,119 @@
+"""The job queue: Huey carries job ids, our store keeps the jobs.
+
+``QTTS_QUEUE_URL`` picks the backend: empty -> ``SqliteHuey`` and a SQLite job table in the
+qtts home (embedded, no server); ``redis://…`` -> ``RedisHuey`` with jobs in Redis;
+``postgresql://…`` -> ``PostgresHuey`` with jobs in a PostgreSQL table.  The same task code
+runs on all three.
+
+Delivery is at-least-once.  Huey removes a message when a worker dequeues it, so a worker
+killed mid-job would lose it; ``recover()`` (run by every worker at start and periodically)
+puts back jobs whose lease expired and re-enqueues queued jobs that have no message.  A
+job delivered twice is claimed once (``JobStore.claim``), so duplicates are harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qtts.jobs.model import QUEUED, Job, new_job_id, request_to_dict
+from qtts.jobs.store import JobStore, SqlJobStore
+from qtts.settings import Settings
+from qtts.synthesis import SpeakRequest
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "qtts.synthesize_job"
+
+
+def make_store(settings: Settings) -> JobStore:
+    url = settings.queue_url
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from qtts.jobs.redis_store import RedisJobStore
+
+        return RedisJobStore(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        return SqlJobStore(dsn=url)
+    return SqlJobStore(path=settings.home / "jobs.db")
+
+
+def make_huey(settings: Settings) -> Any:
+    from huey import PostgresHuey, RedisHuey, SqliteHuey
+
+    url = settings.queue_url
+    # results=False: audio goes to files and status to our table, never to Huey's result store.
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey("qtts", url=url, results=False)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresHuey("qtts", dsn=url, results=False)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("qtts", filename=str(settings.home / "queue.db"), results=False)
+
+
+class JobQueue:
+    def __init__(self, settings: Settings, store: JobStore | None = None, huey: Any = None) -> None:
+        self.settings = settings
+        self.store = store or make_store(settings)
+        self.huey = huey or make_huey(settings)
+        self._handler: Callable[[str], None] | None = None
+        self._task = self.huey.task(name=TASK_NAME)(self._run)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.settings.artifacts_path
+
+    def _run(self, job_id: str) -> None:
+        if self._handler is None:
+            raise RuntimeError("no worker handler registered on this process")
+        self._handler(job_id)
+
+    def submit(self, request: SpeakRequest) -> Job:
+        job = self.store.create(new_job_id(), request_to_dict(request))
+        self._task(job.id)
+        return job
+
+    def pending_job_ids(self) -> set[str]:
+        ids = set()
+        for task in self.huey.pending():
+            if getattr(task, "name", "") == TASK_NAME and task.args:
+                ids.add(task.args[0])
+        return ids
+
+    def recover(self) -> list[str]:
+        """Re-enqueue jobs that a dead worker held, and queued jobs without a message."""
+        requeued = self.store.requeue_expired()
+        pending = self.pending_job_ids()
+        missing = [i for i in self.store.ids_with_status(QUEUED) if i not in pending]
+        for job_id in missing:
+            self._task(job_id)
+        if requeued or missing:
+            log.warning("recovered jobs: %d from expired leases, %d without a queue message", len(requeued), len(missing))
+        return missing
+
+    def work(self, handler: Callable[[str], None], stop: threading.Event, poll_s: float = 0.2,
+             recover_every_s: float = 5.0) -> None:
+        """Run jobs until ``stop`` is set: our own loop around ``huey.dequeue``/``execute``
+        (Huey's consumer installs signal handlers, which only work in the main thread)."""
+        self._handler = handler
+        next_recovery = 0.0
+        while not stop.is_set():
+            if time.monotonic() >= next_recovery:
+                try:
+                    self.recover()
+                except Exception:  # the queue backend may be briefly unavailable; try again later
+                    log.exception("job recovery failed")
+                next_recovery = time.monotonic() + recover_every_s
+            try:
+                task = self.huey.dequeue()
+            except Exception:
+                log.exception("dequeue failed")
+                stop.wait(1.0)
+                continue
+            if task is None:
+                stop.wait(poll_s)
+                continue
+            self.huey.execute(task)

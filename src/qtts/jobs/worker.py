@@ -1,0 +1,118 @@
+"""Running one job: claim it, keep its lease alive, synthesize, store the artifact.
+
+The worker translates between the job table and ``synthesis.synthesize_request``; it has
+no synthesis logic of its own.  One engine per process, loaded once (``engine_provider``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from qtts import audio as audio_mod
+from qtts.errors import Cancelled, QttsError
+from qtts.jobs.model import CANCELLED, FAILED, SUCCEEDED, request_from_dict
+from qtts.jobs.queue import JobQueue
+from qtts.synthesis import synthesize_request, validate_request
+from qtts.text import split_text
+from qtts.voices import VoiceLibrary
+
+if TYPE_CHECKING:
+    from qtts.engine.core import Engine
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, queue: JobQueue, engine_provider: Callable[[], "Engine"], name: str | None = None) -> None:
+        self.queue = queue
+        self.store = queue.store
+        self.settings = queue.settings
+        self.engine_provider = engine_provider
+        self.library = VoiceLibrary(self.settings.voices_dir)
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+    def run(self, stop: threading.Event) -> None:
+        self.queue.work(self.process, stop)
+
+    def process(self, job_id: str) -> None:
+        lease = self.settings.job_lease_s
+        job = self.store.claim(job_id, self.name, lease)
+        if job is None:
+            log.info("job %s: not claimable (done, cancelled, or held by another worker)", job_id)
+            return
+        log.info("job %s: started (attempt %d)", job_id, job.attempts)
+        heartbeat = _Heartbeat(self, job_id)
+        try:
+            request = validate_request(self.settings, self.library, request_from_dict(job.request))
+            heartbeat.progress(0, len(split_text(request.text, request.split_max_chars)))
+            heartbeat.start()
+            engine = self.engine_provider()
+            data, summary = synthesize_request(engine, self.library, request, on_chunk=heartbeat.progress,
+                                               should_cancel=heartbeat.cancel_requested)
+            path = self.queue.artifacts_dir / f"{job_id}.{request.output_format}"
+            audio_mod.write_atomic(path, data)
+            summary.pop("chunks", None)
+            done = self.store.finish(job_id, self.name, SUCCEEDED, artifact=str(path), summary=summary,
+                                     chunks_done=heartbeat.total, chunks_total=heartbeat.total)
+            log.info("job %s: %s", job_id, "succeeded" if done else "finished, but another worker holds it now")
+        except Cancelled:
+            self.store.finish(job_id, self.name, CANCELLED)
+            log.info("job %s: cancelled", job_id)
+        except QttsError as exc:
+            self.store.finish(job_id, self.name, FAILED, error_category=exc.category, error_message=exc.message,
+                              error_hint=exc.hint)
+            log.warning("job %s: failed: %s", job_id, exc.message)
+        except Exception as exc:  # a bug: record it on the job instead of killing the worker
+            log.exception("job %s: internal error", job_id)
+            self.store.finish(job_id, self.name, FAILED, error_category="internal",
+                              error_message=f"{type(exc).__name__}: {exc}"[:500],
+                              error_hint="this is a bug in qtts; the worker log has the traceback")
+        finally:
+            heartbeat.stop()
+
+
+class _Heartbeat:
+    """Renews the job's lease while it runs, and notices cancellation requests."""
+
+    def __init__(self, worker: Worker, job_id: str) -> None:
+        self.worker = worker
+        self.job_id = job_id
+        self.done = 0
+        self.total = 0
+        self._cancel = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        self._beat()
+
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def _beat(self) -> None:
+        job = self.worker.store.heartbeat(self.job_id, self.worker.name, self.worker.settings.job_lease_s,
+                                          self.done, self.total)
+        if job is None or job.cancel_requested:
+            self._cancel.set()  # cancelled, or the lease was lost to another worker: stop early
+
+    def _loop(self) -> None:
+        interval = max(0.2, self.worker.settings.job_lease_s / 4)
+        while not self._stop.wait(interval):
+            try:
+                self._beat()
+            except Exception:
+                log.exception("heartbeat for job %s failed", self.job_id)

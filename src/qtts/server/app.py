@@ -1,0 +1,173 @@
+"""The HTTP app: ``create_app(settings, engine)``; no work at import time.
+
+Routes translate HTTP to the core (``synthesis``, ``voices``, ``jobs``) and back.  Errors
+become OpenAI-style JSON ``{"error": {"message", "type", "code"}}`` in one handler.
+Synthesis never runs on the event loop: it runs in the thread pool, or in the embedded
+worker thread for jobs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qtts.engine.holder import EngineHolder
+from qtts.errors import QttsError
+from qtts.jobs.queue import JobQueue
+from qtts.jobs.worker import Worker
+from qtts.settings import Settings
+from qtts.voices import VoiceLibrary
+
+if TYPE_CHECKING:
+    from qtts.engine.core import Engine
+
+log = logging.getLogger(__name__)
+
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
+                409: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error",
+                503: "service_unavailable"}
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: EngineHolder
+    library: VoiceLibrary
+    queue: JobQueue
+    stop: threading.Event = field(default_factory=threading.Event)
+    worker_thread: threading.Thread | None = None
+
+
+def state_of(request: Request) -> AppState:
+    return request.app.state.qtts
+
+
+def create_app(settings: Settings, engine: "Engine | EngineHolder | None" = None,
+               queue: JobQueue | None = None) -> FastAPI:
+    """Build the app.  ``engine`` may be a loaded engine, a holder, or None (loaded in the
+    background at start-up; /ready says when).  The embedded worker starts with the app
+    unless ``settings.embedded_worker`` is off."""
+    holder = engine if isinstance(engine, EngineHolder) else EngineHolder(settings, engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        state: AppState = app.state.qtts
+        holder.start_loading()
+        if settings.embedded_worker:
+            worker = Worker(state.queue, lambda: holder.wait())
+            state.worker_thread = threading.Thread(target=worker.run, args=(state.stop,), name="embedded-worker",
+                                                   daemon=True)
+            state.worker_thread.start()
+        yield
+        state.stop.set()
+        if state.worker_thread is not None:
+            state.worker_thread.join(timeout=30)
+
+    app = FastAPI(title="qtts", version="0.1.0", lifespan=lifespan,
+                  dependencies=[Depends(_require_api_key)])
+    app.state.qtts = AppState(settings=settings, engine=holder, library=VoiceLibrary(settings.voices_dir),
+                              queue=queue or JobQueue(settings))
+    _install_error_handlers(app)
+
+    @app.middleware("http")
+    async def refuse_oversized(request: Request, call_next):  # noqa: ANN001, ANN202
+        # Refuse before the body is read: multipart parsing would otherwise spool it all.
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > settings.max_upload_bytes + 1024 * 1024:
+            limit = settings.max_upload_bytes // (1024 * 1024)
+            return JSONResponse(error_body(f"the request body is over {limit} MiB", 413, "too_large",
+                                           "send a shorter clip (3-15 s is best)"), status_code=413)
+        return await call_next(request)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"])
+
+    from qtts.server import routes_jobs, routes_openai, routes_voices
+
+    app.include_router(routes_openai.router)
+    app.include_router(routes_jobs.router)
+    app.include_router(routes_voices.router)
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", include_in_schema=False)
+    def ready(request: Request) -> JSONResponse:
+        state = state_of(request)
+        if state.engine.ready:
+            return JSONResponse({"status": "ready", "model": state.engine.get().model.model_id})
+        error = state.engine.error
+        body = {"status": "failed" if error else "loading"}
+        if error:
+            body["error"] = error.to_dict()
+        return JSONResponse(body, status_code=503)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        return resources.files("qtts.server").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    return app
+
+
+class AuthError(QttsError):
+    category = "auth"
+    http_status = 401
+
+
+def _require_api_key(request: Request) -> None:
+    key = state_of(request).settings.api_key
+    if not key or request.url.path in ("/health", "/"):
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+        raise AuthError("missing or wrong API key", hint="send 'Authorization: Bearer <key>' (the server's --api-key)")
+
+
+def error_body(message: str, status: int, code: str, hint: str = "") -> dict[str, Any]:
+    error = {"message": message, "type": _ERROR_TYPES.get(status, "server_error"), "code": code}
+    if hint:
+        error["hint"] = hint
+    return {"error": error}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(QttsError)
+    async def qtts_error(_request: Request, exc: QttsError) -> JSONResponse:
+        return JSONResponse(error_body(exc.message, exc.http_status, exc.category, exc.hint), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = "; ".join(_describe(e) for e in exc.errors())
+        return JSONResponse(error_body(f"invalid request: {details}", 400, "invalid_request"), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body(str(exc.detail), exc.status_code, f"http_{exc.status_code}"),
+                            status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return JSONResponse(error_body(f"internal error: {type(exc).__name__}", 500, "internal"), status_code=500)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    message = str(error.get("msg", "invalid"))
+    if error.get("type") == "json_invalid":
+        return "the body is not valid JSON"
+    return f"{where}: {message}" if where else message

@@ -1,0 +1,104 @@
+"""OpenAI-compatible speech: ``POST /v1/audio/speech`` and ``GET /v1/models``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from qtts import audio as audio_mod
+from qtts.server.app import state_of
+from qtts.server.schemas import OPENAI_MODELS, SpeechBody, check_model, speech_request
+from qtts.synthesis import prompt_for, validate_request
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+# Formats whose encoded chunks can be concatenated into one valid stream.
+_STREAMABLE = ("pcm", "wav", "mp3")
+INSTRUCTIONS_WARNING = "instructions are ignored: Qwen3-TTS Base (voice-cloning) models do not take style instructions"
+
+
+@router.get("/v1/models")
+def list_models(request: Request) -> dict:
+    state = state_of(request)
+    ids = [*OPENAI_MODELS, "qwen3-tts", state.settings.model_id]
+    return {"object": "list", "data": [{"id": i, "object": "model", "owned_by": "qtts"} for i in dict.fromkeys(ids)]}
+
+
+@router.post("/v1/audio/speech")
+async def speech(body: SpeechBody, request: Request) -> Response:
+    state = state_of(request)
+    speak = validate_request(state.settings, state.library, speech_request(body, state.settings))
+    engine = state.engine.get()
+    check_model(body.model, engine.model.model_id)
+    engine.check_language(speak.language)
+    headers = {}
+    if body.instructions:
+        log.warning(INSTRUCTIONS_WARNING)
+        headers["X-Qtts-Warning"] = INSTRUCTIONS_WARNING
+    prompt = await run_in_threadpool(prompt_for, engine, state.library, speak.voice, state.settings)
+    options = speak.options()
+    cancelled = threading.Event()
+
+    def chunks() -> Iterator[audio_mod.Audio]:
+        try:
+            for chunk in engine.synthesize_chunks(speak.text, prompt, options, should_cancel=cancelled.is_set):
+                samples = chunk.samples
+                if chunk.index < chunk.total - 1:  # the same pause between chunks as a whole file has
+                    samples = audio_mod.join([samples, _silence(options.gap_s)], 0)
+                yield _stretch(audio_mod.Audio(samples), body.speed)
+        finally:
+            cancelled.set()  # the client went away: stop generating
+
+    fmt = speak.output_format
+    media = audio_mod.media_type(fmt)
+    if body.stream_format == "sse":
+        return StreamingResponse(iterate_in_threadpool(_sse(chunks(), fmt)), media_type="text/event-stream",
+                                 headers=headers)
+    if fmt in _STREAMABLE:
+        return StreamingResponse(iterate_in_threadpool(_raw_stream(chunks(), fmt)), media_type=media, headers=headers)
+    parts = await run_in_threadpool(lambda: [a.samples for a in chunks()])
+    whole = audio_mod.Audio(audio_mod.join(parts, 0))
+    return Response(audio_mod.encode(whole, fmt), media_type=media, headers=headers)
+
+
+def _silence(seconds: float):  # noqa: ANN202
+    import numpy as np
+
+    return np.zeros(int(seconds * audio_mod.SAMPLE_RATE), dtype=np.float32)
+
+
+def _stretch(audio: audio_mod.Audio, speed: float) -> audio_mod.Audio:
+    """OpenAI's ``speed``: change tempo without changing pitch."""
+    if abs(speed - 1.0) < 1e-3 or len(audio.samples) < 4096:
+        return audio
+    import librosa
+
+    return audio_mod.Audio(librosa.effects.time_stretch(audio.samples, rate=speed).astype("float32"), audio.sample_rate)
+
+
+def _raw_stream(chunks: Iterator[audio_mod.Audio], fmt: str) -> Iterator[bytes]:
+    if fmt == "wav":
+        yield audio_mod.wav_stream_header(audio_mod.SAMPLE_RATE)
+        for chunk in chunks:
+            yield audio_mod.encode(chunk, "pcm")
+        return
+    for chunk in chunks:
+        yield audio_mod.encode(chunk, fmt)
+
+
+def _sse(chunks: Iterator[audio_mod.Audio], fmt: str) -> Iterator[str]:
+    total = 0.0
+    for chunk in chunks:
+        total += chunk.duration_s
+        data = base64.b64encode(audio_mod.encode(chunk, fmt)).decode("ascii")
+        yield f"data: {json.dumps({'type': 'speech.audio.delta', 'audio': data})}\n\n"
+    done = {"type": "speech.audio.done", "usage": {"audio_seconds": round(total, 3)}}
+    yield f"data: {json.dumps(done)}\n\n"

@@ -1,0 +1,51 @@
+"""The voice library over HTTP: ``/v1/audio/voices``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from qtts.errors import BadInput, TooLarge
+from qtts.server.app import state_of
+from qtts.synthesis import load_reference
+from qtts.voices import validate_voice_id
+
+router = APIRouter(prefix="/v1/audio/voices")
+
+
+@router.get("")
+def list_voices(request: Request) -> dict:
+    voices = state_of(request).library.list()
+    return {"object": "list", "data": [{"id": v.voice_id, "object": "voice", **v.to_dict()} for v in voices]}
+
+
+@router.get("/{voice_id}")
+def get_voice(voice_id: str, request: Request) -> dict:
+    voice = state_of(request).library.get(voice_id)
+    return {"id": voice.voice_id, "object": "voice", **voice.to_dict()}
+
+
+@router.post("", status_code=201)
+async def create_voice(request: Request, file: UploadFile, voice_id: str = Form(...), ref_text: str = Form(""),
+                       x_vector_only: bool = Form(False), force: bool = Form(False)) -> JSONResponse:
+    state = state_of(request)
+    limit = state.settings.max_upload_bytes
+    validate_voice_id(voice_id)
+    if state.library.exists(voice_id) and not force:
+        raise BadInput(f"voice {voice_id!r} already exists", hint="choose another id, or send force=true")
+    if not x_vector_only and not ref_text.strip():
+        raise BadInput("ref_text is required in ICL mode", hint="send the transcript, or x_vector_only=true")
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"the upload is over {limit // (1024 * 1024)} MiB", hint="send a shorter clip (3-15 s is best)")
+    reference = await run_in_threadpool(load_reference, state.settings, data)
+    engine = state.engine.get()
+    voice = await run_in_threadpool(state.library.create, voice_id, reference, ref_text, x_vector_only, engine, force)
+    return JSONResponse({"id": voice.voice_id, "object": "voice", **voice.to_dict()}, status_code=201)
+
+
+@router.delete("/{voice_id}")
+def delete_voice(voice_id: str, request: Request) -> dict:
+    state_of(request).library.delete(voice_id)
+    return {"id": voice_id, "object": "voice", "deleted": True}
