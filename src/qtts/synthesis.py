@@ -50,6 +50,7 @@ class SpeakRequest:
     repetition_penalty: float | None = None
     greedy: bool = False
     max_frames: int | None = None
+    sentence_chunks: bool = False  # one sentence per chunk, for streaming
 
     def options(self) -> "SynthesisOptions":
         from qtts.engine.core import SynthesisOptions
@@ -57,6 +58,7 @@ class SpeakRequest:
         return SynthesisOptions(
             language=self.language, seed=self.seed, timeout_s=self.timeout_s,
             split_max_chars=self.split_max_chars, max_frames=self.max_frames,
+            pack_sentences=not self.sentence_chunks,
             do_sample=False if self.greedy else None, temperature=self.temperature, top_k=self.top_k,
             top_p=self.top_p, repetition_penalty=self.repetition_penalty,
         )

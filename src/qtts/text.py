@@ -26,8 +26,9 @@ def normalize_text(text: str) -> str:
     return text.strip()
 
 
-def split_text(text: str, max_chars: int = 200) -> list[str]:
-    """Return non-empty chunks, each at most ``max_chars`` characters."""
+def split_text(text: str, max_chars: int = 200, pack: bool = True) -> list[str]:
+    """Return non-empty chunks, each at most ``max_chars`` characters; with ``pack=False``
+    every sentence is its own chunk (streaming: audio starts after the first sentence)."""
     if max_chars < 1:
         raise ValueError("max_chars must be positive")
     text = normalize_text(text)
@@ -37,7 +38,7 @@ def split_text(text: str, max_chars: int = 200) -> list[str]:
     pieces: list[str] = []
     for sentence in sentences:
         pieces.extend(_split_long(sentence, max_chars))
-    return _pack(pieces, max_chars)
+    return _pack(pieces, max_chars) if pack else pieces
 
 
 def _split_long(sentence: str, max_chars: int) -> list[str]:

@@ -40,6 +40,7 @@ class SynthesisOptions:
     seed: int | None = None
     timeout_s: float = 0.0  # whole request; 0 = none
     split_max_chars: int = 200
+    pack_sentences: bool = True  # False: one sentence per chunk (streaming)
     gap_s: float = 0.25
     max_frames: int | None = None  # per chunk; None = derived from the chunk's length
     retry_runaway: bool = True  # regenerate once, with another seed, output that loops or never ends
@@ -207,7 +208,7 @@ class Engine:
         if len(text) > self.settings.max_text_chars:
             raise TooLarge(f"the text has {len(text)} characters; the limit is {self.settings.max_text_chars}",
                            hint="split it into several requests, or raise QTTS_MAX_TEXT_CHARS")
-        chunks = split_text(text, options.split_max_chars)
+        chunks = split_text(text, options.split_max_chars, options.pack_sentences)
         if not chunks:
             raise BadInput("the text is empty", hint="pass some words to speak")
         return chunks

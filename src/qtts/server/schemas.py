@@ -83,7 +83,7 @@ def speech_request(body: SpeechBody, settings: Any) -> SpeakRequest:
                        hint="split the text, or submit it as a job (POST /v1/jobs)")
     return SpeakRequest(text=body.input, voice=VoiceSource(voice_id=body.voice_id), language=body.language,
                         output_format=body.response_format, split_max_chars=settings.split_max_chars,
-                        timeout_s=settings.timeout_s, seed=body.seed)
+                        timeout_s=settings.timeout_s, seed=body.seed, sentence_chunks=True)
 
 
 def job_request(body: JobBody, settings: Any) -> SpeakRequest:

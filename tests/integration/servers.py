@@ -1,0 +1,102 @@
+"""Real servers for the service tests: uvicorn in a thread, redis-server and qtts processes.
+
+Everything listens on 127.0.0.1 only, on a free port, and is stopped by the context manager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@contextlib.contextmanager
+def running_app(app) -> Iterator[str]:  # noqa: ANN001
+    """Serve ``app`` with uvicorn in a thread; yield its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _answers(url), timeout=30, what="uvicorn to start")
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url + "/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@contextlib.contextmanager
+def redis_server(directory: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed: run ./install.sh (it installs Debian's redis-server)"
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                "--dir", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import redis
+
+        client = redis.Redis(port=port)
+        wait_until(lambda: _pings(client), timeout=20, what="redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _pings(client) -> bool:  # noqa: ANN001
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+def qtts_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start ``qtts ARGS`` as a separate process (as a user would), logging to ``log``."""
+    handle = log.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "qtts", *args], env={**os.environ, **env}, stdout=handle,
+                            stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
