@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install qtts and everything its tests need into ./.venv (CPU only; no CUDA downloads).
+# Install qtts and everything its tests need: Python packages into ./.venv (CPU only; no
+# CUDA downloads), plus redis-server and chromium from Debian when missing.
 #   ./install.sh            # or: PYTHON=python3.11 ./install.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +12,19 @@ import sys
 if sys.version_info[:2] != (3, 11):
     sys.exit(f"qtts needs Python 3.11 (found {sys.version.split()[0]}); set PYTHON=python3.11")
 PY
+
+# Servers and the browser that the service tests drive (Debian packages): redis-server for
+# the distributed-queue tests, chromium for the web-page test.
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "install.sh: please install ${missing[*]} (Debian: apt-get install ${missing[*]}); the service tests need them" >&2
+  fi
+fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)

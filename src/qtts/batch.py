@@ -124,7 +124,11 @@ def finished_ids(out_dir: Path) -> set[str]:
 
 def append_manifest(out_dir: Path, record: dict[str, Any]) -> None:
     path = out_dir / MANIFEST
-    torn = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    torn = False
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as tail:
+            tail.seek(-1, os.SEEK_END)
+            torn = tail.read(1) != b"\n"
     with path.open("a", encoding="utf-8") as handle:
         # A crash can leave a last line without its newline: start ours on a fresh line.
         handle.write(("\n" if torn else "") + json.dumps(record, ensure_ascii=False) + "\n")
