@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from qtts import audio as audio_mod
-from qtts.engine import memory
+from qtts.engine import generation, memory
 from qtts.engine.compat import import_qwen_tts
+from qtts.engine.fastpath import apply_fast_path
 from qtts.engine.guard import GenerationGuard, GuardSlot, install_guard, looks_like_loop
 from qtts.engine.prompts import VoicePrompt
 from qtts.errors import BadInput, Cancelled, DependencyProblem, MemoryShortage, ModelUnavailable, SynthesisTimeout, TooLarge
@@ -44,6 +45,7 @@ class SynthesisOptions:
     gap_s: float = 0.25
     max_frames: int | None = None  # per chunk; None = derived from the chunk's length
     retry_runaway: bool = True  # regenerate once, with another seed, output that loops or never ends
+    batch_size: int = 1  # chunks generated together (weights read once per frame for all of them)
     do_sample: bool | None = None
     temperature: float | None = None
     top_k: int | None = None
@@ -52,7 +54,10 @@ class SynthesisOptions:
 
     def sampling_kwargs(self) -> dict[str, Any]:
         names = ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty")
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        values = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        if self.do_sample is False:
+            values["subtalker_dosample"] = False  # greedy means greedy for all 16 codes
+        return values
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,8 @@ class Engine:
 
         if settings.cpu_threads:
             torch.set_num_threads(settings.cpu_threads)
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[settings.precision]
+        # Low-bit paths load bf16 (a lazy memory map: low peak RSS) and quantize the linears.
+        dtype = torch.float32 if settings.precision == "fp32" else torch.bfloat16
         started = time.perf_counter()
         try:
             tts = qwen_tts.Qwen3TTSModel.from_pretrained(
@@ -146,6 +152,7 @@ class Engine:
             raise ModelUnavailable(f"{resolved.model_id} failed to load: {_first_line(exc)}",
                                    hint="the files may be corrupt or of another model: re-download with 'qtts models pull'") from exc
         tts.model.eval()
+        apply_fast_path(tts.model, settings.precision)
         return cls(tts, resolved, settings, time.perf_counter() - started)
 
     # -- facts -----------------------------------------------------------------------------
@@ -221,7 +228,7 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         should_cancel: Callable[[], bool] | None = None,
     ) -> Iterator[ChunkAudio]:
-        """Yield each chunk's audio as soon as it is generated."""
+        """Yield each chunk's audio in order, as soon as its batch is generated."""
         if prompt.family != self.family:
             raise BadInput(f"this voice prompt was made for models of family {prompt.family}, not {self.family}",
                            hint="re-derive it from the reference audio (the voice library does this itself)")
@@ -229,65 +236,70 @@ class Engine:
         pieces = self.split(text, options)
         deadline = time.monotonic() + options.timeout_s if options.timeout_s > 0 else None
         base_seed = options.seed if options.seed is not None else int(time.time_ns() % 2**31)
-        for index, piece in enumerate(pieces):
+        size = max(1, options.batch_size)
+        for first in range(0, len(pieces), size):
             started = time.perf_counter()
-            cap = options.max_frames or min(MAX_FRAMES_PER_CHUNK, math.ceil((2 * estimate_seconds(piece) + 3) * FRAME_RATE))
+            group = list(range(first, min(first + size, len(pieces))))
+            caps = [options.max_frames or min(MAX_FRAMES_PER_CHUNK, math.ceil(
+                (2 * estimate_seconds(pieces[i]) + 3) * FRAME_RATE)) for i in group]
 
-            def progress(frames: int, _i: int = index) -> None:
-                if on_progress is not None:
-                    on_progress(_i, len(pieces), frames)
+            def attempt(indices: list[int], seed: int) -> list[Any]:
+                def progress(frames: int) -> None:
+                    if on_progress is not None:
+                        on_progress(indices[0], len(pieces), frames)
 
-            def attempt(seed: int) -> tuple[np.ndarray, GenerationGuard]:
                 guard = GenerationGuard(deadline, should_cancel, progress)
-                samples = self._generate(piece, language, prompt, options, seed, cap + 1, guard)
+                codes = self._generate_codes([pieces[i] for i in indices], language, prompt, options, seed,
+                                             max(caps[i - first] for i in indices) + 1, guard)
                 if guard.cancelled:
                     raise Cancelled("synthesis was cancelled", hint="")
                 if guard.timed_out:
                     raise SynthesisTimeout(
-                        f"chunk {index + 1}/{len(pieces)} ({_preview(piece)}) did not finish within {options.timeout_s:g} s",
+                        f"chunk {indices[0] + 1}/{len(pieces)} ({_preview(pieces[indices[0]])}) did not finish "
+                        f"within {options.timeout_s:g} s",
                         hint="raise --timeout, lower --split-max-chars, or use the faster --model-id 0.6b")
-                return samples, guard
+                return [c[:caps[i - first]] for c, i in zip(codes, indices)]
 
-            samples, guard = attempt(base_seed + index)
-            retried = runaway = False
-            if options.retry_runaway and self._is_runaway(guard, cap):
-                log.warning("chunk %d/%d looks like runaway generation; retrying once with another seed",
-                            index + 1, len(pieces))
-                samples, guard = attempt(base_seed + index + _RETRY_SEED_OFFSET)
-                retried, runaway = True, self._is_runaway(guard, cap)
-            frames = len(guard.codes) - (1 if guard.codes and guard.codes[-1] == self._eos_id else 0)
-            yield ChunkAudio(index, len(pieces), piece, samples, frames, time.perf_counter() - started, retried, runaway)
+            codes = attempt(group, base_seed + first)
+            retried = [False] * len(group)
+            if options.retry_runaway:
+                for row, index in enumerate(group):
+                    if self._is_runaway(codes[row], caps[row]):
+                        log.warning("chunk %d/%d looks like runaway generation; retrying once with another seed",
+                                    index + 1, len(pieces))
+                        codes[row] = attempt([index], base_seed + index + _RETRY_SEED_OFFSET)[0]
+                        retried[row] = True
+            with self._lock:
+                waves = generation.decode(self._tts, codes, prompt)
+            elapsed = (time.perf_counter() - started) / len(group)
+            for row, index in enumerate(group):
+                yield ChunkAudio(index, len(pieces), pieces[index], waves[row], len(codes[row]), elapsed,
+                                 retried[row], retried[row] and self._is_runaway(codes[row], caps[row]))
 
-    def _is_runaway(self, guard: GenerationGuard, cap: int) -> bool:
-        hit_cap = guard.frames >= cap and (not guard.codes or guard.codes[-1] != self._eos_id)
-        return hit_cap or looks_like_loop(guard.codes)
+    @staticmethod
+    def _is_runaway(codes: Any, cap: int) -> bool:
+        return len(codes) >= cap or looks_like_loop(codes[:, 0].tolist() if len(codes) else [])
 
-    def _generate(self, text: str, language: str, prompt: VoicePrompt, options: SynthesisOptions,
-                  seed: int, max_new_tokens: int, guard: GenerationGuard) -> np.ndarray:
+    def _generate_codes(self, texts: list[str], language: str, prompt: VoicePrompt, options: SynthesisOptions,
+                        seed: int, max_new_tokens: int, guard: GenerationGuard) -> list[Any]:
         import torch
-        from qwen_tts import VoiceClonePromptItem
 
-        item = VoiceClonePromptItem(
-            ref_code=prompt.ref_code, ref_spk_embedding=prompt.speaker_embedding,
-            x_vector_only_mode=prompt.x_vector_only, icl_mode=not prompt.x_vector_only, ref_text=prompt.ref_text)
         with self._lock:
             torch.manual_seed(seed)
             self._guard_slot.active = guard
             try:
-                wavs, _ = self._tts.generate_voice_clone(
-                    text=text, language=language, voice_clone_prompt=[item],
-                    max_new_tokens=max_new_tokens, **options.sampling_kwargs())
+                return generation.generate(self._tts, texts, language, prompt, max_new_tokens=max_new_tokens,
+                                           **options.sampling_kwargs())
             except MemoryError as exc:
                 raise MemoryShortage("ran out of memory during synthesis",
                                      hint="lower --split-max-chars, or use --model-id 0.6b") from exc
             except RuntimeError:
                 # Stopped before the first frame: upstream then fails to stack an empty list.
                 if guard.timed_out or guard.cancelled:
-                    return np.zeros(0, dtype=np.float32)
+                    return [torch.zeros((0, 16), dtype=torch.long) for _ in texts]
                 raise
             finally:
                 self._guard_slot.active = None
-        return np.asarray(wavs[0], dtype=np.float32)
 
 
 def _preview(text: str) -> str:

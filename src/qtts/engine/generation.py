@@ -1,0 +1,68 @@
+"""Generation and decoding around qwen_tts's own pieces, without its wasteful last step.
+
+``Qwen3TTSModel.generate_voice_clone`` tokenizes, runs the talker (``model.generate``),
+then decodes the reference codes *and* the new codes together and cuts the reference
+audio off again: in ICL mode every call re-decodes the 3-15 s reference.  ``generate``
+below calls the same tokenization and ``model.generate``; ``decode`` decodes only the new
+frames, with a bounded left context of reference frames so the first new frames sound as
+they would after the reference (the decoder itself decodes long inputs in chunks with a
+25-frame left context, so this is the context it is built for).  Several texts go through
+``model.generate`` as one batch: the weights are read once per frame for all of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qtts.engine.prompts import VoicePrompt
+
+SAMPLES_PER_FRAME = 1920
+LEFT_CONTEXT_FRAMES = 25
+
+
+def prompt_item(prompt: VoicePrompt) -> Any:
+    from qwen_tts import VoiceClonePromptItem
+
+    return VoiceClonePromptItem(ref_code=prompt.ref_code, ref_spk_embedding=prompt.speaker_embedding,
+                                x_vector_only_mode=prompt.x_vector_only, icl_mode=not prompt.x_vector_only,
+                                ref_text=prompt.ref_text)
+
+
+def generate(tts: Any, texts: list[str], language: str, prompt: VoicePrompt, **generate_kwargs: Any) -> list[Any]:
+    """Talker + code predictor for a batch of texts in one voice; returns one (frames, 16)
+    code tensor per text, cut at its end-of-speech token."""
+    items = [prompt_item(prompt)] * len(texts)
+    prompt_dict = tts._prompt_items_to_voice_clone_prompt(items)
+    input_ids = tts._tokenize_texts([tts._build_assistant_text(t) for t in texts])
+    ref_ids = None
+    if prompt.ref_text:
+        ref_id = tts._tokenize_texts([tts._build_ref_text(prompt.ref_text)])[0]
+        ref_ids = [ref_id] * len(texts)
+    codes, _ = tts.model.generate(
+        input_ids=input_ids, ref_ids=ref_ids, voice_clone_prompt=prompt_dict, languages=[language] * len(texts),
+        non_streaming_mode=False, **tts._merge_generate_kwargs(**generate_kwargs))
+    return list(codes)
+
+
+def decode(tts: Any, codes: list[Any], prompt: VoicePrompt, left_context: int = LEFT_CONTEXT_FRAMES) -> list[np.ndarray]:
+    """Waveforms of the new frames only (24 kHz float32), one per code tensor."""
+    import torch
+
+    context = None
+    if prompt.ref_code is not None and left_context > 0:
+        context = prompt.ref_code[-left_context:].to(torch.long)
+    batch = []
+    for frames in codes:
+        frames = frames.to(torch.long)
+        batch.append({"audio_codes": torch.cat([context, frames], dim=0) if context is not None else frames})
+    nonempty = [i for i, c in enumerate(codes) if len(c) > 0]
+    wavs: list[np.ndarray] = [np.zeros(0, dtype=np.float32) for _ in codes]
+    if not nonempty:
+        return wavs
+    decoded, _ = tts.model.speech_tokenizer.decode([batch[i] for i in nonempty])
+    skip = 0 if context is None else len(context) * SAMPLES_PER_FRAME
+    for index, wav in zip(nonempty, decoded):
+        wavs[index] = np.asarray(wav[skip:skip + len(codes[index]) * SAMPLES_PER_FRAME], dtype=np.float32)
+    return wavs

@@ -1,0 +1,41 @@
+"""The low-bit linears against the float product they replace."""
+
+import pytest
+import torch
+from torch import nn
+
+from qtts.engine.fastpath import _sample
+from qtts.engine.quant import Int4Linear, Int8Linear, quantize_linears
+
+
+@pytest.mark.parametrize("kind, min_cosine", [(Int8Linear, 0.999), (Int4Linear, 0.99)])
+@pytest.mark.parametrize("rows", [1, 5])
+def test_low_bit_linear_matches_float(kind, min_cosine, rows):
+    torch.manual_seed(0)
+    linear = nn.Linear(512, 384, bias=True)
+    x = torch.randn(2, rows, 512)
+    quantized = kind(linear)
+    out = quantized(x)
+    assert out.shape == (2, rows, 384) and out.dtype == x.dtype
+    cosine = torch.nn.functional.cosine_similarity(out.flatten(), linear(x).flatten(), dim=0)
+    assert cosine > min_cosine
+
+
+def test_quantize_linears_replaces_only_eligible_layers():
+    model = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Sequential(nn.Linear(256, 128), nn.Linear(128, 8)))
+    assert quantize_linears(model, "int4") == 2
+    assert isinstance(model[0], Int4Linear) and isinstance(model[2][0], Int4Linear)
+    assert isinstance(model[2][1], nn.Linear)  # too small to pay off (and not a multiple of the group)
+
+
+def test_greedy_sampling_is_argmax_and_top_k_one_is_too():
+    logits = torch.tensor([[0.1, 3.0, 0.2], [2.0, 0.0, 1.0]])
+    assert _sample(logits, False, 50, 1.0, 0.9).tolist() == [1, 0]
+    assert _sample(logits, True, 1, 1.0, 0.9).tolist() == [1, 0]
+
+
+def test_top_p_keeps_the_smallest_set_over_p():
+    torch.manual_seed(0)
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    draws = {int(_sample(logits, True, 0, 0.7, 1.0)) for _ in range(200)}
+    assert draws == {0, 1}
