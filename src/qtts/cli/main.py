@@ -63,10 +63,10 @@ def cli(ctx: click.Context, home: str | None, verbose: int, debug: bool) -> None
 
 
 def _register() -> None:
-    from qtts.cli import batch, clone, doctor, models, queue, serve, speak
+    from qtts.cli import batch, bench, clone, doctor, models, queue, serve, speak
 
     for command in (speak.speak, clone.clone, batch.batch, queue.queue, serve.serve, serve.worker, models.models,
-                    doctor.doctor):
+                    doctor.doctor, bench.bench):
         cli.add_command(command)
 
 

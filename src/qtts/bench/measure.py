@@ -1,0 +1,183 @@
+"""Measure one synthesis path in this process: load, prefill, talker, code predictor, decoder.
+
+Run by ``qtts bench`` in a fresh subprocess per path, so that each path's peak RSS is its
+own.  Timers are hooks on qwen_tts's modules, identical for both paths:
+- prefill: the first forward of the talker transformer (``talker.model``);
+- talker ms/frame: the other talker-transformer forwards, plus its codec head;
+- code predictor ms/frame: ``talker.code_predictor.generate`` (upstream's or the lean loop);
+- decoder: ``speech_tokenizer.decode``, per second of audio produced.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+TEXT = ("The quick brown fox jumps over the lazy dog, and then it runs back home across the field "
+        "while the sun goes down behind the hills.")
+REF_TEXT = "This is a short reference recording for the benchmark."
+
+
+@dataclass
+class Timers:
+    calls: int = 0
+    prefill_s: float = 0.0
+    talker_s: float = 0.0
+    code_predictor_s: float = 0.0
+    decoder_s: float = 0.0
+    first_frame_at: float = 0.0
+    _started: dict = field(default_factory=dict)
+
+
+def attach(tts: Any) -> Timers:
+    """Install timing hooks on the loaded ``Qwen3TTSModel``."""
+    timers = Timers()
+    talker = tts.model.talker
+
+    def before(_module: Any, _args: Any) -> None:
+        timers._started["talker"] = time.perf_counter()
+
+    def after(_module: Any, _args: Any, _output: Any) -> None:
+        elapsed = time.perf_counter() - timers._started["talker"]
+        timers.calls += 1
+        if timers.calls == 1:
+            timers.prefill_s += elapsed
+        else:
+            timers.talker_s += elapsed
+            if timers.calls == 2:
+                timers.first_frame_at = time.perf_counter()
+
+    talker.model.register_forward_pre_hook(before)
+    talker.model.register_forward_hook(after)
+    talker.codec_head.register_forward_pre_hook(before)
+    talker.codec_head.register_forward_hook(lambda m, a, o: _add(timers, "talker_s", "talker"))
+
+    predictor_generate = talker.code_predictor.generate
+
+    def timed_predictor(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return predictor_generate(*args, **kwargs)
+        finally:
+            timers.code_predictor_s += time.perf_counter() - started
+
+    talker.code_predictor.generate = timed_predictor
+    tokenizer = tts.model.speech_tokenizer
+    decode = tokenizer.decode
+
+    def timed_decode(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return decode(*args, **kwargs)
+        finally:
+            timers.decoder_s += time.perf_counter() - started
+
+    tokenizer.decode = timed_decode
+    return timers
+
+
+def _add(timers: Timers, name: str, key: str) -> None:
+    setattr(timers, name, getattr(timers, name) + time.perf_counter() - timers._started[key])
+
+
+def reference_audio() -> tuple[np.ndarray, int]:
+    from qtts.doctor import smoke_reference
+
+    return smoke_reference(4.0).samples, 24000
+
+
+def measure(path: str, model_dir: str, frames: int, threads: int, precision: str, batch: int, seed: int) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    if path == "upstream":
+        tts, generate = _upstream(model_dir, frames, seed)
+    else:
+        tts, generate = _qtts(model_dir, frames, precision, batch, seed)
+    load_s = time.perf_counter() - started
+    rss_after_load = _peak_rss()
+    timers = attach(tts)
+    started = time.perf_counter()
+    audio_s, frames_made = generate()
+    total_s = time.perf_counter() - started
+    per_step = max(frames_made, 1) / (batch if path == "qtts" else 1)  # generation steps
+    result = {
+        "path": path, "precision": "fp32" if path == "upstream" else precision, "threads": threads,
+        "batch": batch if path == "qtts" else 1, "frames": frames_made,
+        "load_s": round(load_s, 2), "peak_rss_gb": round(_peak_rss() / 1e9, 2), "rss_after_load_gb": round(rss_after_load / 1e9, 2),
+        "prefill_s": round(timers.prefill_s, 3),
+        "talker_ms_per_step": round(timers.talker_s / per_step * 1000, 1),
+        "code_predictor_ms_per_step": round(timers.code_predictor_s / per_step * 1000, 1),
+        "decoder_s_per_audio_s": round(timers.decoder_s / audio_s, 3) if audio_s else None,
+        "audio_s": round(audio_s, 2), "total_s": round(total_s, 2),
+        "rtf": round(total_s / audio_s, 3) if audio_s else None,
+        "time_to_first_audio_s": round(total_s, 2),  # not streaming: the whole chunk
+    }
+    return result
+
+
+def _upstream(model_dir: str, frames: int, seed: int):  # noqa: ANN202
+    """The seed's configuration: generate_voice_clone, fp32, eager attention."""
+    import torch
+
+    from qtts.engine.compat import import_qwen_tts
+
+    qwen_tts = import_qwen_tts()
+    tts = qwen_tts.Qwen3TTSModel.from_pretrained(model_dir, device_map="cpu", dtype=torch.float32,
+                                                 attn_implementation="eager")
+    prompt = tts.create_voice_clone_prompt(ref_audio=reference_audio(), ref_text=REF_TEXT)
+
+    def generate() -> tuple[float, int]:
+        torch.manual_seed(seed)
+        wavs, rate = tts.generate_voice_clone(text=TEXT, language="English", voice_clone_prompt=prompt,
+                                              max_new_tokens=frames + 1)
+        return len(wavs[0]) / rate, len(wavs[0]) // 1920
+
+    return tts, generate
+
+
+def _qtts(model_dir: str, frames: int, precision: str, batch: int, seed: int):  # noqa: ANN202
+    from qtts import audio as audio_mod
+    from qtts.engine.core import Engine, SynthesisOptions
+    from qtts.settings import Settings
+
+    settings = Settings.resolve({"model_id": model_dir, "precision": precision, "memory_check": False}, environ={})
+    engine = Engine.load(settings)
+    reference = audio_mod.prepare_reference(audio_mod.Audio(reference_audio()[0]), 30)
+    prompt = engine.create_prompt(reference, REF_TEXT, False)
+    text = " ".join([TEXT] * batch)
+    options = SynthesisOptions(language="English", seed=seed, max_frames=frames, retry_runaway=False,
+                               batch_size=batch, split_max_chars=len(TEXT) + 1, gap_s=0.0)
+
+    def generate() -> tuple[float, int]:
+        result = engine.synthesize(text, prompt, options)
+        return result.audio.duration_s, sum(c.frames for c in result.chunks)
+
+    return engine._tts, generate
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def main() -> None:
+    args = json.loads(sys.argv[1])
+    kind = args.pop("kind", "measure")
+    if kind == "fidelity":
+        from qtts.bench.fidelity import fidelity
+
+        result = fidelity(**args)
+    else:
+        result = measure(**args)
+    sys.stdout.write("QTTS_BENCH_RESULT " + json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

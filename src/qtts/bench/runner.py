@@ -1,0 +1,98 @@
+"""``qtts bench``: upstream and qtts side by side, each path in its own process.
+
+Uses full-size random-weight checkpoints of the real architecture (built on first use):
+the cost per frame is the real models' cost; random weights rarely emit EOS, so every path
+generates the same fixed number of frames.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qtts.errors import QttsError
+
+COLUMNS = [("load_s", "load s"), ("peak_rss_gb", "peak RSS GB"), ("prefill_s", "prefill s"),
+           ("talker_ms_per_step", "talker ms/step"), ("code_predictor_ms_per_step", "code pred. ms/step"),
+           ("decoder_s_per_audio_s", "decoder s/audio s"), ("rtf", "RTF"), ("time_to_first_audio_s", "first audio s")]
+
+
+def ensure_checkpoint(preset: str, directory: Path, say: Callable[[str], None]) -> Path:
+    if (directory / "config.json").is_file() and (directory / "speech_tokenizer" / "model.safetensors").is_file():
+        return directory
+    from qtts.checkpoints.builder import build_random_checkpoint
+
+    say(f"building the full-size random-weight {preset} checkpoint in {directory} (once) ...")
+    return build_random_checkpoint(preset, directory, overwrite=True).path
+
+
+def run_in_subprocess(args: dict[str, Any], threads: int) -> dict[str, Any]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "qtts.bench.measure", json.dumps(args)], env=env,
+                            capture_output=True, text=True)
+    for line in result.stdout.splitlines():
+        if line.startswith("QTTS_BENCH_RESULT "):
+            return json.loads(line.split(" ", 1)[1])
+    tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+    raise QttsError(f"benchmark step {args.get('path', args.get('kind'))} failed (exit {result.returncode}): {tail}",
+                    hint="run with --debug; a full-size 1.7B fp32 path needs ~12 GB of RAM")
+
+
+def run_bench(preset: str, checkpoint_dir: Path, threads: int, frames: int, precision: str, batch: int,
+              fidelity: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    model_dir = str(ensure_checkpoint(preset, checkpoint_dir, say))
+    common = {"model_dir": model_dir, "frames": frames, "threads": threads, "precision": precision, "seed": 0}
+    rows = []
+    for path, size in (("upstream", 1), ("qtts", 1)) + ((("qtts", batch),) if batch > 1 else ()):
+        say(f"measuring {path}{' batch ' + str(size) if size > 1 else ''} ({frames} frames, {threads} threads) ...")
+        rows.append(run_in_subprocess({**common, "path": path, "batch": size}, threads))
+    report: dict[str, Any] = {"model": preset, "checkpoint": model_dir, "threads": threads, "frames": frames,
+                              "paths": rows}
+    upstream, qtts = rows[0], rows[1]
+    report["ratios"] = {key: _ratio(upstream.get(key), qtts.get(key)) for key, _ in COLUMNS if key != "load_s"}
+    if fidelity:
+        say("measuring fidelity (fp32 reference, then each low-bit path) ...")
+        report["fidelity"] = run_in_subprocess({"kind": "fidelity", "model_dir": model_dir, "frames": min(frames, 40),
+                                                "threads": threads, "precisions": ["bf16", "int8", "int4"]}, threads)
+    return report
+
+
+def _ratio(upstream: Any, ours: Any) -> float | None:
+    if not upstream or not ours:
+        return None
+    return round(float(upstream) / float(ours), 2)
+
+
+def format_table(report: dict[str, Any]) -> str:
+    header = ["path"] + [label for _, label in COLUMNS]
+    lines = [header]
+    for row in report["paths"]:
+        name = row["path"] + (f" {row['precision']}" if row["path"] == "qtts" else " fp32 eager")
+        if row.get("batch", 1) > 1:
+            name += f" x{row['batch']} batch"
+        lines.append([name] + [_cell(row.get(key)) for key, _ in COLUMNS])
+    lines.append(["upstream / qtts"] + [_cell(report["ratios"].get(key), "x") for key, _ in COLUMNS])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) for line in lines]
+    out.insert(1, "-+-".join("-" * w for w in widths))
+    fidelity = report.get("fidelity")
+    if fidelity:
+        out.append("")
+        out.append(f"fidelity ({fidelity['frames']} greedy frames): fp32 codes identical to upstream: "
+                   f"{fidelity['fp32_codes_identical']}; new-frames decode vs upstream re-decode SNR "
+                   f"{fidelity['new_frames_decode_snr_db']} dB")
+        for name, values in fidelity["paths"].items():
+            out.append(f"  {name}: talker logit cosine {values['talker_logit_cosine_mean']} (min "
+                       f"{values['talker_logit_cosine_min']}), top-1 {values['talker_top1_agreement']:.1%}; code predictor "
+                       f"cosine {values['code_predictor_logit_cosine_mean']}, top-1 {values['code_predictor_top1_agreement']:.1%};"
+                       f" decoder SNR {values['decoder_snr_db']} dB")
+    return "\n".join(out)
+
+
+def _cell(value: Any, suffix: str = "") -> str:
+    return "-" if value is None else f"{value}{suffix}"
