@@ -37,7 +37,8 @@ def run_checks(settings: Settings) -> list[Check]:
     checks = [_python(), _torch(settings)]
     checks += [_package(dist, module) for dist, module in
                (("transformers", "transformers"), ("accelerate", "accelerate"), ("qwen-tts", "qwen_tts"))]
-    checks += [_torchaudio(), _cpu(), *_model_and_memory(settings), _disk(), _sox(), _voices(settings)]
+    checks += [_torchaudio(), _cpu(), _precision(settings), *_model_and_memory(settings), _disk(), _sox(),
+               _voices(settings)]
     return checks
 
 
@@ -108,6 +109,26 @@ def _cpu() -> Check:
     if "avx2" not in features and platform.machine() == "x86_64":
         return Check("cpu", "warn", detail, "without AVX2 synthesis is several times slower")
     return Check("cpu", "ok", detail)
+
+
+# What each precision runs on, and the CPU features that make it fast.
+PRECISION_NOTES = {
+    "int4": ("int4 weight-only talker + code predictor (torch int4pack kernels), bf16 elsewhere",
+             ("avx512_bf16", "amx_bf16")),
+    "int8": ("int8 weight-only talker + code predictor (torch int8pack kernels), bf16 elsewhere",
+             ("avx512_bf16", "amx_bf16")),
+    "bf16": ("bf16 weights and activations", ("avx512_bf16", "amx_bf16")),
+    "fp32": ("fp32 everywhere: upstream's numbers exactly, slowest and largest", ("avx2", "avx512f")),
+}
+
+
+def _precision(settings: Settings) -> Check:
+    what, helpful = PRECISION_NOTES[settings.precision]
+    present = [flag for flag in helpful if flag in cpu_features()]
+    detail = f"{settings.precision}: {what}; fast with {', '.join(helpful)} (here: {', '.join(present) or 'none'})"
+    if settings.precision != "fp32" and not present:
+        return Check("precision", "warn", detail, "this CPU lacks bf16 instructions: compare --precision fp32 with 'qtts bench'")
+    return Check("precision", "ok", detail)
 
 
 def _model_and_memory(settings: Settings) -> list[Check]:

@@ -51,6 +51,7 @@ class SpeakRequest:
     greedy: bool = False
     max_frames: int | None = None
     sentence_chunks: bool = False  # one sentence per chunk, for streaming
+    batch_size: int = 1  # chunks generated together
 
     def options(self) -> "SynthesisOptions":
         from qtts.engine.core import SynthesisOptions
@@ -58,7 +59,7 @@ class SpeakRequest:
         return SynthesisOptions(
             language=self.language, seed=self.seed, timeout_s=self.timeout_s,
             split_max_chars=self.split_max_chars, max_frames=self.max_frames,
-            pack_sentences=not self.sentence_chunks,
+            pack_sentences=not self.sentence_chunks, batch_size=self.batch_size,
             do_sample=False if self.greedy else None, temperature=self.temperature, top_k=self.top_k,
             top_p=self.top_p, repetition_penalty=self.repetition_penalty,
         )
@@ -162,3 +163,38 @@ def speak_to_file(settings: Settings, request: SpeakRequest, out_path: Path | No
     else:
         summary["audio_bytes"] = data
     return summary
+
+
+def stream_to(settings: Settings, request: SpeakRequest, write: Callable[[bytes], None],
+              progress: Progress | None = None) -> dict[str, Any]:
+    """Like ``speak_to_file`` for ``pcm``/``wav`` output, but hands audio to ``write`` frame
+    group by frame group while generation goes on; returns a summary with the time to the
+    first audio."""
+    from qtts.engine.core import Engine
+
+    if request.output_format not in ("pcm", "wav"):
+        raise BadInput(f"streaming writes raw audio; {request.output_format} cannot be streamed",
+                       hint="use --format pcm or wav with --stream")
+    library = VoiceLibrary(settings.voices_dir)
+    request = validate_request(settings, library, request)
+    check_language(request.language, resolve_model(settings.model_id).languages)
+    say = progress or (lambda _message: None)
+    say(f"loading {settings.model_id} ({settings.precision}) ...")
+    engine = Engine.load(settings)
+    prompt = prompt_for(engine, library, request.voice, settings)
+    started = time.perf_counter()
+    first_audio = None
+    samples = 0
+    if request.output_format == "wav":
+        write(audio_mod.wav_stream_header(engine.sample_rate))
+    for piece in engine.stream(request.text, prompt, request.options()):
+        if first_audio is None:
+            first_audio = time.perf_counter() - started
+        samples += len(piece)
+        write(audio_mod.encode(audio_mod.Audio(piece), "pcm"))
+    elapsed = time.perf_counter() - started
+    seconds = samples / engine.sample_rate
+    return {"model_id": engine.model.model_id, "format": request.output_format, "sample_rate": engine.sample_rate,
+            "audio_seconds": round(seconds, 3), "elapsed_seconds": round(elapsed, 3),
+            "rtf": round(elapsed / seconds, 3) if seconds else None, "load_seconds": round(engine.load_seconds, 3),
+            "time_to_first_audio_seconds": round(first_audio, 3) if first_audio is not None else None}

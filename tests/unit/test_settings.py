@@ -9,7 +9,8 @@ from qtts.settings import DEFAULT_MODEL_ID, Settings
 def test_defaults_are_cpu_safe(tmp_path):
     settings = Settings.resolve({}, environ={"QTTS_HOME": str(tmp_path)})
     assert settings.model_id == DEFAULT_MODEL_ID
-    assert settings.precision == "int4"
+    assert settings.precision == "int8"
+    assert settings.decoder_precision == "fp32"
     assert settings.attn_implementation == "sdpa"
     assert settings.low_cpu_mem_usage is True
     assert settings.memory_check is True

@@ -92,7 +92,8 @@ def reference_audio() -> tuple[np.ndarray, int]:
     return smoke_reference(4.0).samples, 24000
 
 
-def measure(path: str, model_dir: str, frames: int, threads: int, precision: str, batch: int, seed: int) -> dict[str, Any]:
+def measure(path: str, model_dir: str, frames: int, threads: int, precision: str, batch: int, seed: int,
+            decoder_precision: str = "fp32") -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(threads)
@@ -100,7 +101,7 @@ def measure(path: str, model_dir: str, frames: int, threads: int, precision: str
     if path == "upstream":
         tts, generate = _upstream(model_dir, frames, seed)
     else:
-        tts, generate = _qtts(model_dir, frames, precision, batch, seed)
+        tts, generate = _qtts(model_dir, frames, precision, decoder_precision, batch, seed)
     load_s = time.perf_counter() - started
     rss_after_load = _peak_rss()
     timers = attach(tts)
@@ -110,6 +111,7 @@ def measure(path: str, model_dir: str, frames: int, threads: int, precision: str
     per_step = max(frames_made, 1) / (batch if path == "qtts" else 1)  # generation steps
     result = {
         "path": path, "precision": "fp32" if path == "upstream" else precision, "threads": threads,
+        "decoder_precision": "fp32" if path == "upstream" else decoder_precision,
         "batch": batch if path == "qtts" else 1, "frames": frames_made,
         "load_s": round(load_s, 2), "peak_rss_gb": round(_peak_rss() / 1e9, 2), "rss_after_load_gb": round(rss_after_load / 1e9, 2),
         "prefill_s": round(timers.prefill_s, 3),
@@ -143,12 +145,13 @@ def _upstream(model_dir: str, frames: int, seed: int):  # noqa: ANN202
     return tts, generate
 
 
-def _qtts(model_dir: str, frames: int, precision: str, batch: int, seed: int):  # noqa: ANN202
+def _qtts(model_dir: str, frames: int, precision: str, decoder_precision: str, batch: int, seed: int):  # noqa: ANN202
     from qtts import audio as audio_mod
     from qtts.engine.core import Engine, SynthesisOptions
     from qtts.settings import Settings
 
-    settings = Settings.resolve({"model_id": model_dir, "precision": precision, "memory_check": False}, environ={})
+    settings = Settings.resolve({"model_id": model_dir, "precision": precision, "decoder_precision": decoder_precision,
+                                 "memory_check": False}, environ={})
     engine = Engine.load(settings)
     reference = audio_mod.prepare_reference(audio_mod.Audio(reference_audio()[0]), 30)
     prompt = engine.create_prompt(reference, REF_TEXT, False)

@@ -44,13 +44,21 @@ def run_in_subprocess(args: dict[str, Any], threads: int) -> dict[str, Any]:
 
 
 def run_bench(preset: str, checkpoint_dir: Path, threads: int, frames: int, precision: str, batch: int,
-              fidelity: bool, say: Callable[[str], None]) -> dict[str, Any]:
+              fidelity: bool, say: Callable[[str], None], decoder_precision: str = "fp32") -> dict[str, Any]:
     model_dir = str(ensure_checkpoint(preset, checkpoint_dir, say))
-    common = {"model_dir": model_dir, "frames": frames, "threads": threads, "precision": precision, "seed": 0}
+    common = {"model_dir": model_dir, "frames": frames, "threads": threads, "precision": precision, "seed": 0,
+              "decoder_precision": decoder_precision}
+    plan = [("upstream", 1, precision, decoder_precision), ("qtts", 1, precision, decoder_precision)]
+    if (precision, decoder_precision) != ("int4", "bf16"):
+        plan.append(("qtts", 1, "int4", "bf16"))  # the fastest settings, for comparison
+    if batch > 1:
+        plan.append(("qtts", batch, precision, decoder_precision))
     rows = []
-    for path, size in (("upstream", 1), ("qtts", 1)) + ((("qtts", batch),) if batch > 1 else ()):
-        say(f"measuring {path}{' batch ' + str(size) if size > 1 else ''} ({frames} frames, {threads} threads) ...")
-        rows.append(run_in_subprocess({**common, "path": path, "batch": size}, threads))
+    for path, size, row_precision, row_decoder in plan:
+        say(f"measuring {path} {row_precision if path == 'qtts' else ''}{' batch ' + str(size) if size > 1 else ''} "
+            f"({frames} frames, {threads} threads) ...")
+        rows.append(run_in_subprocess({**common, "path": path, "batch": size, "precision": row_precision,
+                                       "decoder_precision": row_decoder}, threads))
     report: dict[str, Any] = {"model": preset, "checkpoint": model_dir, "threads": threads, "frames": frames,
                               "paths": rows}
     upstream, qtts = rows[0], rows[1]
@@ -59,7 +67,24 @@ def run_bench(preset: str, checkpoint_dir: Path, threads: int, frames: int, prec
         say("measuring fidelity (fp32 reference, then each low-bit path) ...")
         report["fidelity"] = run_in_subprocess({"kind": "fidelity", "model_dir": model_dir, "frames": min(frames, 40),
                                                 "threads": threads, "precisions": ["bf16", "int8", "int4"]}, threads)
+    report["default_is_faithful"] = _faithful(report.get("fidelity"), precision, decoder_precision)
     return report
+
+
+# Our bar for a default path: teacher-forced talker logits within cosine 0.99 of fp32, and
+# the decoder's waveform within 20 dB SNR of the fp32 decoder's.
+MIN_LOGIT_COSINE = 0.99
+MIN_DECODER_SNR_DB = 20.0
+
+
+def _faithful(fidelity: dict[str, Any] | None, precision: str, decoder_precision: str) -> bool | None:
+    if not fidelity:
+        return None
+    talker_ok = precision == "fp32" or (
+        fidelity["paths"].get(precision, {}).get("talker_logit_cosine_mean", 0) >= MIN_LOGIT_COSINE
+        and fidelity["paths"].get(precision, {}).get("code_predictor_logit_cosine_mean", 0) >= MIN_LOGIT_COSINE)
+    decoder_ok = decoder_precision == "fp32" or fidelity.get("bf16_decoder_snr_db", 0) >= MIN_DECODER_SNR_DB
+    return bool(talker_ok and decoder_ok)
 
 
 def _ratio(upstream: Any, ours: Any) -> float | None:
@@ -72,7 +97,8 @@ def format_table(report: dict[str, Any]) -> str:
     header = ["path"] + [label for _, label in COLUMNS]
     lines = [header]
     for row in report["paths"]:
-        name = row["path"] + (f" {row['precision']}" if row["path"] == "qtts" else " fp32 eager")
+        name = row["path"] + (f" {row['precision']}/dec {row.get('decoder_precision')}" if row["path"] == "qtts"
+                              else " fp32 eager")
         if row.get("batch", 1) > 1:
             name += f" x{row['batch']} batch"
         lines.append([name] + [_cell(row.get(key)) for key, _ in COLUMNS])
@@ -85,12 +111,12 @@ def format_table(report: dict[str, Any]) -> str:
         out.append("")
         out.append(f"fidelity ({fidelity['frames']} greedy frames): fp32 codes identical to upstream: "
                    f"{fidelity['fp32_codes_identical']}; new-frames decode vs upstream re-decode SNR "
-                   f"{fidelity['new_frames_decode_snr_db']} dB")
+                   f"{fidelity['new_frames_decode_snr_db']} dB; bf16 decoder vs fp32 SNR "
+                   f"{fidelity.get('bf16_decoder_snr_db')} dB")
         for name, values in fidelity["paths"].items():
             out.append(f"  {name}: talker logit cosine {values['talker_logit_cosine_mean']} (min "
                        f"{values['talker_logit_cosine_min']}), top-1 {values['talker_top1_agreement']:.1%}; code predictor "
-                       f"cosine {values['code_predictor_logit_cosine_mean']}, top-1 {values['code_predictor_top1_agreement']:.1%};"
-                       f" decoder SNR {values['decoder_snr_db']} dB")
+                       f"cosine {values['code_predictor_logit_cosine_mean']}, top-1 {values['code_predictor_top1_agreement']:.1%}")
     return "\n".join(out)
 
 

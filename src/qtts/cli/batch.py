@@ -44,7 +44,8 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
         return SpeakRequest(text=item.text, voice=VoiceSource(voice_id=item.voice or voice_id),
                             language=item.language or language or settings.language,
                             output_format=item.format or fmt, split_max_chars=settings.split_max_chars,
-                            timeout_s=settings.timeout_s, seed=seed, max_frames=max_frames)
+                            timeout_s=settings.timeout_s, seed=seed, max_frames=max_frames,
+                            batch_size=settings.batch_size)
 
     if via_queue:
         synthesize = _via_queue(settings.replace(server_url=server) if server else settings, request_for)

@@ -15,8 +15,9 @@ from qtts.cli.options import info, settings_from
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--frames", type=click.IntRange(min=4, max=1000), default=60, show_default=True,
               help="Frames per path (12.5 frames = 1 s of audio).")
-@click.option("--precision", type=click.Choice(["int4", "int8", "bf16", "fp32"]), default="int4", show_default=True,
+@click.option("--precision", type=click.Choice(["int4", "int8", "bf16", "fp32"]), default="int8", show_default=True,
               help="qtts path to measure.")
+@click.option("--decoder-precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
 @click.option("--batch", type=click.IntRange(min=1, max=16), default=4, show_default=True,
               help="Also measure this many chunks generated together (throughput); 1 to skip.")
 @click.option("--fidelity/--no-fidelity", default=True, help="Compare logits and audio against fp32.")
@@ -25,14 +26,15 @@ from qtts.cli.options import info, settings_from
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the results as JSON to this file.")
 @click.pass_context
-def bench(ctx: click.Context, preset: str, threads: int, frames: int, precision: str, batch: int, fidelity: bool,
+def bench(ctx: click.Context, preset: str, threads: int, frames: int, precision: str, decoder_precision: str,
+          batch: int, fidelity: bool,
           checkpoint_dir: Path | None, json_path: Path | None) -> None:
     """Benchmark upstream (fp32, eager) against qtts's fast path; print a table."""
     from qtts.bench.runner import format_table, run_bench
 
     settings = settings_from(ctx)
     directory = checkpoint_dir or settings.home / "bench" / preset
-    report = run_bench(preset, directory, threads, frames, precision, batch, fidelity, info)
+    report = run_bench(preset, directory, threads, frames, precision, batch, fidelity, info, decoder_precision)
     click.echo(format_table(report))
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -11,7 +11,8 @@ import click
 
 from qtts.settings import ATTENTION, PRECISIONS, Settings
 
-MODEL_OPTION_NAMES = ("model_id", "precision", "cpu_threads", "attn_implementation", "fallback_model_id",
+MODEL_OPTION_NAMES = ("model_id", "precision", "decoder_precision", "cpu_threads", "attn_implementation",
+                      "fallback_model_id",
                       "memory_check")
 
 
@@ -21,7 +22,10 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--model-id", default=None,
                      help="Alias (1.7b, 0.6b), Hugging Face repo id, or local directory. Env QTTS_MODEL_ID."),
         click.option("--precision", type=click.Choice(PRECISIONS), default=None,
-                     help="Weight precision on the CPU (default fp32; bf16 needs about half the memory)."),
+                     help="Talker/code-predictor weights: int8 (default), int4 (fastest, less faithful), "
+                     "bf16, fp32 (upstream's exact numbers, most memory)."),
+        click.option("--decoder-precision", type=click.Choice(["fp32", "bf16"]), default=None,
+                     help="Audio decoder precision (default fp32; bf16 is faster, less faithful)."),
         click.option("--cpu-threads", type=click.IntRange(min=0), default=None,
                      help="Torch threads (default: one per core)."),
         click.option("--attn", "attn_implementation", type=click.Choice(ATTENTION), default=None,

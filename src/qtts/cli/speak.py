@@ -11,7 +11,7 @@ from qtts import audio as audio_mod
 from qtts.cli.options import info, model_options, print_json, with_settings
 from qtts.errors import BadInput
 from qtts.settings import Settings
-from qtts.synthesis import SpeakRequest, VoiceSource, speak_to_file
+from qtts.synthesis import SpeakRequest, VoiceSource, speak_to_file, stream_to
 
 
 @click.command()
@@ -34,6 +34,9 @@ from qtts.synthesis import SpeakRequest, VoiceSource, speak_to_file
 @click.option("--repetition-penalty", type=click.FloatRange(min=1.0), default=None)
 @click.option("--greedy", is_flag=True, help="Disable sampling (deterministic, less natural).")
 @click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Cap on frames per chunk (12.5 frames = 1 s).")
+@click.option("--stream", is_flag=True, help="With --out -: write pcm/wav audio as it is generated.")
+@click.option("--batch-size", type=click.IntRange(1, 16), default=None,
+              help="Chunks generated together (faster for long texts; default 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @model_options
 @with_settings
@@ -41,7 +44,7 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
           ref_audio: Path | None, ref_text: str | None, x_vector_only: bool, language: str | None, out: str,
           fmt: str | None, split_max_chars: int | None, timeout_s: float | None, seed: int | None,
           temperature: float | None, top_k: int | None, top_p: float | None, repetition_penalty: float | None,
-          greedy: bool, max_frames: int | None, as_json: bool) -> None:
+          greedy: bool, max_frames: int | None, stream: bool, batch_size: int | None, as_json: bool) -> None:
     """Synthesize TEXT in a cloned voice.
 
     \b
@@ -49,6 +52,8 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
     echo "Hello" | qtts speak --voice-id me --out - > hello.wav
     """
     to_stdout = out == "-"
+    if stream and not to_stdout:
+        raise BadInput("--stream writes to stdout", hint="use --out - (and --format pcm or wav)")
     if to_stdout and as_json:
         raise BadInput("--json and --out - both want stdout", hint="write the audio to a file with --out FILE")
     output_format = audio_mod.check_format(fmt or "wav") if to_stdout else audio_mod.format_for_path(out)
@@ -61,12 +66,21 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
         timeout_s=settings.timeout_s if timeout_s is None else timeout_s,
         seed=seed,
         temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-        greedy=greedy, max_frames=max_frames,
+        greedy=greedy, max_frames=max_frames, batch_size=batch_size or settings.batch_size,
     )
 
     def progress(message: str) -> None:
         info(message)
 
+    if stream:
+        def write(data: bytes) -> None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+
+        summary = stream_to(settings, request, write, progress=progress)
+        info(f"{summary['audio_seconds']:.2f} s of audio in {summary['elapsed_seconds']:.2f} s "
+             f"(RTF {summary['rtf']:.2f}, first audio after {summary['time_to_first_audio_seconds']:.2f} s)")
+        return
     summary = speak_to_file(settings, request, None if to_stdout else Path(out), progress=progress)
     if to_stdout:
         sys.stdout.buffer.write(summary.pop("audio_bytes"))

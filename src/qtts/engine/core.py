@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from qtts import audio as audio_mod
-from qtts.engine import generation, memory
+from qtts.engine import generation, memory, streaming
 from qtts.engine.compat import import_qwen_tts
 from qtts.engine.fastpath import apply_fast_path
 from qtts.engine.guard import GenerationGuard, GuardSlot, install_guard, looks_like_loop
@@ -97,6 +97,7 @@ class Engine:
         self._lock = threading.Lock()
         self._guard_slot = GuardSlot()
         install_guard(tts.model.talker, self._guard_slot)
+        self._frame_tap = streaming.FrameTap(tts.model.talker)
         talker_config = tts.model.config.talker_config
         self._eos_id = int(talker_config.codec_eos_token_id)
         # Silences transformers' "Setting pad_token_id to eos_token_id" notice on every call.
@@ -152,6 +153,7 @@ class Engine:
             raise ModelUnavailable(f"{resolved.model_id} failed to load: {_first_line(exc)}",
                                    hint="the files may be corrupt or of another model: re-download with 'qtts models pull'") from exc
         tts.model.eval()
+        _set_decoder_precision(tts, resolved, settings.decoder_precision, dtype)
         apply_fast_path(tts.model, settings.precision)
         return cls(tts, resolved, settings, time.perf_counter() - started)
 
@@ -276,6 +278,46 @@ class Engine:
                 yield ChunkAudio(index, len(pieces), pieces[index], waves[row], len(codes[row]), elapsed,
                                  retried[row], retried[row] and self._is_runaway(codes[row], caps[row]))
 
+    def stream(
+        self,
+        text: str,
+        prompt: VoicePrompt,
+        options: SynthesisOptions = SynthesisOptions(),
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Yield audio as frame groups are decoded, while generation goes on (one chunk at a
+        time, no batching; output already played cannot be regenerated, so no runaway retry)."""
+        if prompt.family != self.family:
+            raise BadInput(f"this voice prompt was made for models of family {prompt.family}, not {self.family}",
+                           hint="re-derive it from the reference audio (the voice library does this itself)")
+        language = self.check_language(options.language)
+        pieces = self.split(text, options)
+        deadline = time.monotonic() + options.timeout_s if options.timeout_s > 0 else None
+        base_seed = options.seed if options.seed is not None else int(time.time_ns() % 2**31)
+
+        def work(emit: Callable[[np.ndarray], None]) -> None:
+            for index, piece in enumerate(pieces):
+                cap = options.max_frames or min(MAX_FRAMES_PER_CHUNK, math.ceil(
+                    (2 * estimate_seconds(piece) + 3) * FRAME_RATE))
+                decoder = streaming.FrameDecoder(self._tts, prompt, self._eos_id, emit)
+                guard = GenerationGuard(deadline, should_cancel)
+                self._frame_tap.active = decoder
+                try:
+                    codes = self._generate_codes([piece], language, prompt, options, base_seed + index, cap + 1, guard)[0]
+                finally:
+                    self._frame_tap.active = None
+                if guard.cancelled:
+                    raise Cancelled("synthesis was cancelled", hint="")
+                if guard.timed_out:
+                    raise SynthesisTimeout(f"chunk {index + 1}/{len(pieces)} ({_preview(piece)}) did not finish "
+                                           f"within {options.timeout_s:g} s", hint="raise --timeout")
+                with self._lock:
+                    decoder.flush(limit=min(len(codes), cap))
+                if index + 1 < len(pieces):
+                    emit(np.zeros(int(options.gap_s * self.sample_rate), dtype=np.float32))
+
+        return streaming.run_streaming(work)
+
     @staticmethod
     def _is_runaway(codes: Any, cap: int) -> bool:
         return len(codes) >= cap or looks_like_loop(codes[:, 0].tolist() if len(codes) else [])
@@ -300,6 +342,25 @@ class Engine:
                 raise
             finally:
                 self._guard_slot.active = None
+
+
+def _set_decoder_precision(tts: Any, resolved: ResolvedModel, decoder_precision: str, loaded: Any) -> None:
+    """The speech tokenizer is loaded with the model's dtype; its published weights are fp32,
+    so an fp32 decoder beside a bf16 model is loaded again from disk (converting bf16 back
+    would keep the rounding)."""
+    import torch
+
+    wanted = torch.float32 if decoder_precision == "fp32" else torch.bfloat16
+    if wanted == loaded:
+        return
+    if wanted == torch.bfloat16:
+        tts.model.speech_tokenizer.model.to(torch.bfloat16)
+        return
+    from qwen_tts import Qwen3TTSTokenizer
+
+    tokenizer = Qwen3TTSTokenizer.from_pretrained(str(resolved.path / "speech_tokenizer"), device_map="cpu",
+                                                  dtype=torch.float32)
+    tts.model.load_speech_tokenizer(tokenizer)
 
 
 def _preview(text: str) -> str:

@@ -49,13 +49,18 @@ async def speech(body: SpeechBody, request: Request) -> Response:
 
     def chunks() -> Iterator[audio_mod.Audio]:
         try:
+            if abs(body.speed - 1.0) < 1e-3 and speak.output_format in ("pcm", "wav"):
+                # Frame groups as they are decoded (raw samples concatenate; mp3 frames would not).
+                for samples in engine.stream(speak.text, prompt, options, should_cancel=cancelled.is_set):
+                    yield audio_mod.Audio(samples)
+                return
             for chunk in engine.synthesize_chunks(speak.text, prompt, options, should_cancel=cancelled.is_set):
                 samples = chunk.samples
                 if chunk.index < chunk.total - 1:  # the same pause between chunks as a whole file has
                     samples = audio_mod.join([samples, _silence(options.gap_s)], 0)
                 yield _stretch(audio_mod.Audio(samples), body.speed)
         finally:
-            cancelled.set()  # the client went away: stop generating
+            cancelled.set()  # finished, or the client went away: stop generating
 
     fmt = speak.output_format
     media = audio_mod.media_type(fmt)

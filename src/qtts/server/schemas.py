@@ -91,4 +91,4 @@ def job_request(body: JobBody, settings: Any) -> SpeakRequest:
                         output_format=body.response_format,
                         split_max_chars=body.split_max_chars or settings.split_max_chars,
                         timeout_s=settings.timeout_s if body.timeout_s is None else body.timeout_s,
-                        seed=body.seed, max_frames=body.max_frames)
+                        seed=body.seed, max_frames=body.max_frames, batch_size=settings.batch_size)

@@ -1,0 +1,113 @@
+"""Streaming: decode frame groups while the talker is still generating.
+
+A forward hook on the talker sees each frame's 16 codes as soon as the code predictor has
+made them (upstream's ``talker.forward`` returns them as ``hidden_states[1]``).  Every few
+frames the new frames are decoded with a bounded left context of the frames before them
+(the reference codes for the first group), and the waveform is handed out.  The first
+group is small so that audio starts early; later groups are larger so that the left
+context costs little.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from qtts.engine.generation import SAMPLES_PER_FRAME
+from qtts.engine.prompts import VoicePrompt
+
+FIRST_GROUP = 2
+GROUP = 12
+STREAM_CONTEXT = 12
+
+
+class FrameDecoder:
+    """Collects frames and decodes them group by group with a left context."""
+
+    def __init__(self, tts: Any, prompt: VoicePrompt, eos_id: int, emit: Callable[[np.ndarray], None],
+                 first_group: int = FIRST_GROUP, group: int = GROUP, context: int = STREAM_CONTEXT) -> None:
+        import torch
+
+        self.tts = tts
+        self.emit = emit
+        self.eos_id = eos_id
+        self.first_group, self.group, self.context = first_group, group, context
+        self.frames: list[Any] = []
+        self.emitted = 0
+        self.ended = False
+        self.history = [] if prompt.ref_code is None else list(prompt.ref_code[-context:].to(torch.long))
+
+    def on_frame(self, codes: Any) -> None:
+        if self.ended:
+            return
+        if int(codes[0]) == self.eos_id:
+            self.ended = True
+            return
+        self.frames.append(codes.to("cpu").long())
+        target = self.first_group if self.emitted == 0 else self.group
+        if len(self.frames) - self.emitted >= target:
+            self.flush()
+
+    def flush(self, limit: int | None = None) -> None:
+        import torch
+
+        end = len(self.frames) if limit is None else min(limit, len(self.frames))
+        new = self.frames[self.emitted:end]
+        if not new:
+            return
+        before = (self.history + self.frames[:self.emitted])[-self.context:]
+        codes = torch.stack(before + new)
+        wavs, _ = self.tts.model.speech_tokenizer.decode([{"audio_codes": codes}])
+        start = len(before) * SAMPLES_PER_FRAME
+        self.emit(np.asarray(wavs[0][start:start + len(new) * SAMPLES_PER_FRAME], dtype=np.float32))
+        self.emitted = end
+
+
+def install_frame_tap(talker: Any) -> "FrameTap":
+    return FrameTap(talker)
+
+
+class FrameTap:
+    """Forwards each generated frame's codes to the active ``FrameDecoder`` (if any)."""
+
+    def __init__(self, talker: Any) -> None:
+        self.active: FrameDecoder | None = None
+        talker.register_forward_hook(self._hook)
+
+    def _hook(self, _module: Any, _args: Any, output: Any) -> None:
+        decoder = self.active
+        if decoder is None:
+            return
+        codec_ids = output.hidden_states[1] if isinstance(output.hidden_states, tuple) else None
+        if codec_ids is not None:
+            decoder.on_frame(codec_ids[0])
+
+
+def run_streaming(work: Callable[[Callable[[np.ndarray], None]], None]) -> Iterator[np.ndarray]:
+    """Run ``work(emit)`` in a thread and yield what it emits, as it emits it; errors raised
+    in the thread are raised here."""
+    pieces: queue.Queue = queue.Queue()
+    done = object()
+
+    def target() -> None:
+        try:
+            work(pieces.put)
+        except BaseException as exc:  # handed to the consumer
+            pieces.put(exc)
+        finally:
+            pieces.put(done)
+
+    thread = threading.Thread(target=target, name="qtts-stream", daemon=True)
+    thread.start()
+    while True:
+        item = pieces.get()
+        if item is done:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()
