@@ -231,19 +231,12 @@ class Engine:
         should_cancel: Callable[[], bool] | None = None,
     ) -> Iterator[ChunkAudio]:
         """Yield each chunk's audio in order, as soon as its batch is generated."""
-        if prompt.family != self.family:
-            raise BadInput(f"this voice prompt was made for models of family {prompt.family}, not {self.family}",
-                           hint="re-derive it from the reference audio (the voice library does this itself)")
-        language = self.check_language(options.language)
-        pieces = self.split(text, options)
-        deadline = time.monotonic() + options.timeout_s if options.timeout_s > 0 else None
-        base_seed = options.seed if options.seed is not None else int(time.time_ns() % 2**31)
+        language, pieces, deadline, base_seed = self._plan(text, prompt, options)
         size = max(1, options.batch_size)
         for first in range(0, len(pieces), size):
             started = time.perf_counter()
             group = list(range(first, min(first + size, len(pieces))))
-            caps = [options.max_frames or min(MAX_FRAMES_PER_CHUNK, math.ceil(
-                (2 * estimate_seconds(pieces[i]) + 3) * FRAME_RATE)) for i in group]
+            caps = [_frame_cap(pieces[i], options) for i in group]
 
             def attempt(indices: list[int], seed: int) -> list[Any]:
                 def progress(frames: int) -> None:
@@ -256,10 +249,7 @@ class Engine:
                 if guard.cancelled:
                     raise Cancelled("synthesis was cancelled", hint="")
                 if guard.timed_out:
-                    raise SynthesisTimeout(
-                        f"chunk {indices[0] + 1}/{len(pieces)} ({_preview(pieces[indices[0]])}) did not finish "
-                        f"within {options.timeout_s:g} s",
-                        hint="raise --timeout, lower --split-max-chars, or use the faster --model-id 0.6b")
+                    raise _timeout(indices[0], pieces, options)
                 return [c[:caps[i - first]] for c, i in zip(codes, indices)]
 
             codes = attempt(group, base_seed + first)
@@ -287,18 +277,11 @@ class Engine:
     ) -> Iterator[np.ndarray]:
         """Yield audio as frame groups are decoded, while generation goes on (one chunk at a
         time, no batching; output already played cannot be regenerated, so no runaway retry)."""
-        if prompt.family != self.family:
-            raise BadInput(f"this voice prompt was made for models of family {prompt.family}, not {self.family}",
-                           hint="re-derive it from the reference audio (the voice library does this itself)")
-        language = self.check_language(options.language)
-        pieces = self.split(text, options)
-        deadline = time.monotonic() + options.timeout_s if options.timeout_s > 0 else None
-        base_seed = options.seed if options.seed is not None else int(time.time_ns() % 2**31)
+        language, pieces, deadline, base_seed = self._plan(text, prompt, options)
 
         def work(emit: Callable[[np.ndarray], None]) -> None:
             for index, piece in enumerate(pieces):
-                cap = options.max_frames or min(MAX_FRAMES_PER_CHUNK, math.ceil(
-                    (2 * estimate_seconds(piece) + 3) * FRAME_RATE))
+                cap = _frame_cap(piece, options)
                 decoder = streaming.FrameDecoder(self._tts, prompt, self._eos_id, emit)
                 guard = GenerationGuard(deadline, should_cancel)
                 self._frame_tap.active = decoder
@@ -309,14 +292,24 @@ class Engine:
                 if guard.cancelled:
                     raise Cancelled("synthesis was cancelled", hint="")
                 if guard.timed_out:
-                    raise SynthesisTimeout(f"chunk {index + 1}/{len(pieces)} ({_preview(piece)}) did not finish "
-                                           f"within {options.timeout_s:g} s", hint="raise --timeout")
+                    raise _timeout(index, pieces, options)
                 with self._lock:
                     decoder.flush(limit=min(len(codes), cap))
                 if index + 1 < len(pieces):
                     emit(np.zeros(int(options.gap_s * self.sample_rate), dtype=np.float32))
 
         return streaming.run_streaming(work)
+
+    def _plan(self, text: str, prompt: VoicePrompt, options: SynthesisOptions) -> tuple[str, list[str], float | None, int]:
+        """Check the prompt and language, split the text; return (language, chunks, deadline, seed)."""
+        if prompt.family != self.family:
+            raise BadInput(f"this voice prompt was made for models of family {prompt.family}, not {self.family}",
+                           hint="re-derive it from the reference audio (the voice library does this itself)")
+        language = self.check_language(options.language)
+        pieces = self.split(text, options)
+        deadline = time.monotonic() + options.timeout_s if options.timeout_s > 0 else None
+        base_seed = options.seed if options.seed is not None else int(time.time_ns() % 2**31)
+        return language, pieces, deadline, base_seed
 
     @staticmethod
     def _is_runaway(codes: Any, cap: int) -> bool:
@@ -361,6 +354,17 @@ def _set_decoder_precision(tts: Any, resolved: ResolvedModel, decoder_precision:
     tokenizer = Qwen3TTSTokenizer.from_pretrained(str(resolved.path / "speech_tokenizer"), device_map="cpu",
                                                   dtype=torch.float32)
     tts.model.load_speech_tokenizer(tokenizer)
+
+
+def _frame_cap(text: str, options: SynthesisOptions) -> int:
+    """Runaway guard: at most twice the generous speech-length estimate, plus 3 s."""
+    return options.max_frames or min(MAX_FRAMES_PER_CHUNK, math.ceil((2 * estimate_seconds(text) + 3) * FRAME_RATE))
+
+
+def _timeout(index: int, pieces: list[str], options: SynthesisOptions) -> SynthesisTimeout:
+    return SynthesisTimeout(
+        f"chunk {index + 1}/{len(pieces)} ({_preview(pieces[index])}) did not finish within {options.timeout_s:g} s",
+        hint="raise --timeout, lower --split-max-chars, or use the faster --model-id 0.6b")
 
 
 def _preview(text: str) -> str:

@@ -21,8 +21,8 @@ from qtts.engine.generation import SAMPLES_PER_FRAME
 from qtts.engine.prompts import VoicePrompt
 
 FIRST_GROUP = 2
-GROUP = 12
-STREAM_CONTEXT = 12
+GROUP = 16
+STREAM_CONTEXT = 8
 
 
 class FrameDecoder:
