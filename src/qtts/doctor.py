@@ -141,13 +141,13 @@ def _model_and_memory(settings: Settings) -> list[Check]:
         total = _total_ram()
         return [Check("model", "fail", exc.message, exc.hint),
                 Check("memory", "ok", f"{total / memory.GIB:.1f} GiB total (model not found, need unknown)")]
-    estimate = memory.estimate(resolved.path, settings.precision, settings.memory_limit_bytes)
+    estimate = memory.estimate(resolved.path, settings.precision, settings.memory_limit_bytes, settings.batch_size)
     model = Check("model", "ok", f"{resolved.model_id} ({resolved.tts_model_size}, {resolved.tts_model_type}) at {resolved.path}")
     if estimate.fits:
         mem = Check("memory", "ok", f"{settings.precision}: {estimate.describe()}")
     else:
         mem = Check("memory", "fail", f"{settings.precision}: {estimate.describe()}",
-                    f"use --precision bf16 or --model-id {FALLBACK_MODEL_ID}")
+                    f"use --precision int4 or --model-id {FALLBACK_MODEL_ID}")
     return [model, mem]
 
 

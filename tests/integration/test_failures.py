@@ -79,8 +79,8 @@ def test_memory_precheck_falls_back_when_asked(voice, tiny_model, tmp_path, monk
     shutil.copytree(tiny_model, fallback)
     real_estimate = memory.estimate
 
-    def estimate(model_dir, precision, limit_bytes=0):
-        result = real_estimate(model_dir, precision, limit_bytes)
+    def estimate(model_dir, precision, limit_bytes=0, batch_size=1):
+        result = real_estimate(model_dir, precision, limit_bytes, batch_size)
         if Path(model_dir) != fallback.resolve():
             return memory.MemoryEstimate(need_bytes=result.available_bytes + 1, available_bytes=result.available_bytes)
         return result

@@ -109,7 +109,8 @@ class Engine:
         """Resolve, pre-check memory (falling back if configured), and load on the CPU."""
         resolved = resolve_model(model_id or settings.model_id)
         if settings.memory_check:
-            estimate = memory.estimate(resolved.path, settings.precision, settings.memory_limit_bytes)
+            estimate = memory.estimate(resolved.path, settings.precision, settings.memory_limit_bytes,
+                                       settings.batch_size)
             if not estimate.fits:
                 fallback = settings.fallback_model_id
                 if fallback and expand_alias(fallback) != resolved.model_id:
@@ -117,7 +118,7 @@ class Engine:
                     return cls.load(settings.replace(fallback_model_id=""), fallback)
                 raise MemoryShortage(
                     f"not enough memory for {resolved.model_id} in {settings.precision}: {estimate.describe()}",
-                    hint=f"use --model-id {FALLBACK_MODEL_ID}, or --precision bf16 (about half the memory), "
+                    hint=f"use --model-id {FALLBACK_MODEL_ID}, or --precision int4 (the least memory), --batch-size 1, "
                     "or set QTTS_FALLBACK_MODEL_ID=0.6b to fall back automatically",
                 )
         return cls._load_resolved(resolved, settings)
@@ -142,14 +143,14 @@ class Engine:
             )
         except MemoryError as exc:
             raise MemoryShortage(f"ran out of memory loading {resolved.model_id}",
-                                 hint=f"use --model-id {FALLBACK_MODEL_ID} or --precision bf16") from exc
+                                 hint=f"use --model-id {FALLBACK_MODEL_ID} or --precision int4") from exc
         except ImportError as exc:
             raise DependencyProblem(f"loading {resolved.model_id} needs a missing library: {exc}",
                                     hint="run 'qtts doctor' and reinstall with the README's install command") from exc
         except Exception as exc:  # safetensors, torch and transformers raise many types; classify by content
             if "memory" in str(exc).lower() or "alloc" in str(exc).lower():
                 raise MemoryShortage(f"ran out of memory loading {resolved.model_id}",
-                                     hint=f"use --model-id {FALLBACK_MODEL_ID} or --precision bf16") from exc
+                                     hint=f"use --model-id {FALLBACK_MODEL_ID} or --precision int4") from exc
             raise ModelUnavailable(f"{resolved.model_id} failed to load: {_first_line(exc)}",
                                    hint="the files may be corrupt or of another model: re-download with 'qtts models pull'") from exc
         tts.model.eval()
