@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install qtts and everything its tests need: Python packages into ./.venv (CPU only; no
-# CUDA downloads), plus redis-server and chromium from Debian when missing.
+# CUDA downloads), plus redis-server, postgresql and chromium from Debian when missing.
 #   ./install.sh            # or: PYTHON=python3.11 ./install.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,11 +13,12 @@ if sys.version_info[:2] != (3, 11):
     sys.exit(f"qtts needs Python 3.11 (found {sys.version.split()[0]}); set PYTHON=python3.11")
 PY
 
-# Servers and the browser that the service tests drive (Debian packages): redis-server for
-# the distributed-queue tests, chromium for the web-page test.
+# Servers and the browser that the service tests drive (Debian packages): redis-server and
+# postgresql for the distributed-queue tests, chromium for the web-page test.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || missing+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

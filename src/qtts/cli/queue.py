@@ -41,8 +41,9 @@ def queue() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @server_options
 @click.pass_context
-def submit(ctx: click.Context, server: str | None, api_key: str | None, text_arg: str | None, text_file: Path | None, voice_id: str, language: str, fmt: str,
-           seed: int | None, split_max_chars: int | None, max_frames: int | None, as_json: bool) -> None:
+def submit(ctx: click.Context, server: str | None, api_key: str | None, text_arg: str | None,
+           text_file: Path | None, voice_id: str, language: str, fmt: str, seed: int | None,
+           split_max_chars: int | None, max_frames: int | None, as_json: bool) -> None:
     """Submit TEXT (or --text-file, or stdin); prints the job id."""
     from qtts.errors import BadInput
 
@@ -72,7 +73,8 @@ def submit(ctx: click.Context, server: str | None, api_key: str | None, text_arg
 @click.option("--interval", type=float, default=1.0, show_default=True)
 @server_options
 @click.pass_context
-def status(ctx: click.Context, server: str | None, api_key: str | None, job_id: str, watch: bool, as_json: bool, interval: float) -> None:
+def status(ctx: click.Context, server: str | None, api_key: str | None, job_id: str, watch: bool, as_json: bool,
+           interval: float) -> None:
     """Show a job's status (exit 1 if it failed or was cancelled)."""
     client = _client(ctx)
     job = client.job(job_id)
@@ -115,7 +117,8 @@ def fetch(ctx: click.Context, server: str | None, api_key: str | None, job_id: s
 @click.option("--json", "as_json", is_flag=True)
 @server_options
 @click.pass_context
-def list_jobs(ctx: click.Context, server: str | None, api_key: str | None, status_filter: str | None, limit: int, as_json: bool) -> None:
+def list_jobs(ctx: click.Context, server: str | None, api_key: str | None, status_filter: str | None, limit: int,
+              as_json: bool) -> None:
     """List recent jobs."""
     page = _client(ctx).jobs(limit=limit, status=status_filter)
     if as_json:
