@@ -58,28 +58,21 @@ def attach(tts: Any) -> Timers:
     talker.codec_head.register_forward_pre_hook(before)
     talker.codec_head.register_forward_hook(lambda m, a, o: _add(timers, "talker_s", "talker"))
 
-    predictor_generate = talker.code_predictor.generate
-
-    def timed_predictor(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return predictor_generate(*args, **kwargs)
-        finally:
-            timers.code_predictor_s += time.perf_counter() - started
-
-    talker.code_predictor.generate = timed_predictor
-    tokenizer = tts.model.speech_tokenizer
-    decode = tokenizer.decode
-
-    def timed_decode(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return decode(*args, **kwargs)
-        finally:
-            timers.decoder_s += time.perf_counter() - started
-
-    tokenizer.decode = timed_decode
+    talker.code_predictor.generate = _timed(talker.code_predictor.generate, timers, "code_predictor_s")
+    tts.model.speech_tokenizer.decode = _timed(tts.model.speech_tokenizer.decode, timers, "decoder_s")
     return timers
+
+
+def _timed(function: Any, timers: Timers, name: str) -> Any:
+    """Wrap ``function`` so that its wall time adds to ``timers.<name>``."""
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            setattr(timers, name, getattr(timers, name) + time.perf_counter() - started)
+
+    return timed
 
 
 def _add(timers: Timers, name: str, key: str) -> None:
