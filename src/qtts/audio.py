@@ -149,8 +149,11 @@ def media_type(fmt: str) -> str:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write through a temporary file in the same directory, then rename: never a partial file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as exc:
+        raise BadInput(f"cannot write {path}: {exc.strerror or exc}", hint="choose a writable location for --out") from exc
     try:
         with os.fdopen(handle, "wb") as tmp:
             tmp.write(data)

@@ -85,3 +85,10 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
 def test_join_inserts_gaps():
     joined = audio.join([np.ones(10, np.float32), np.ones(5, np.float32)], gap_s=0.001, sample_rate=1000)
     assert joined.tolist() == [1.0] * 10 + [0.0] + [1.0] * 5
+
+
+def test_unwritable_destination_is_bad_input(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(BadInput, match="cannot write"):
+        audio.write_atomic(blocker / "out.wav", b"data")
