@@ -15,8 +15,7 @@ from typing import Any
 
 
 class GenerationGuard:
-    """Stops generation at a deadline or on cancellation, counts frames and keeps the
-    first-codebook codes (the talker's ``input_ids``) for runaway detection."""
+    """Stops generation at a deadline or on cancellation, and counts frames for progress."""
 
     def __init__(
         self,
@@ -30,13 +29,11 @@ class GenerationGuard:
         self.frames = 0
         self.timed_out = False
         self.cancelled = False
-        self.codes: list[int] = []
 
     def __call__(self, input_ids: Any, scores: Any, **_: Any) -> Any:
         import torch
 
         self.frames += 1
-        self.codes = input_ids[0].tolist()
         if self.on_frame is not None:
             self.on_frame(self.frames)
         stop = False
