@@ -106,20 +106,23 @@ def _item(line: int, row: dict[str, Any]) -> BatchItem | BadLine:
     return BatchItem(line, item_id, text, row.get("voice") or None, row.get("language") or None, fmt)
 
 
-def finished_ids(out_dir: Path) -> set[str]:
-    """Items recorded as ok in the manifest whose file still exists."""
+def _manifest_records(out_dir: Path) -> list[dict[str, Any]]:
     manifest = out_dir / MANIFEST
-    done: set[str] = set()
     if not manifest.is_file():
-        return done
+        return []
+    records = []
     for line in manifest.read_text(encoding="utf-8").splitlines():
         try:
-            record = json.loads(line)
+            records.append(json.loads(line))
         except json.JSONDecodeError:
             continue  # a line cut short by a crash
-        if record.get("status") == "ok" and (out_dir / str(record.get("file", ""))).is_file():
-            done.add(record["id"])
-    return done
+    return records
+
+
+def finished_ids(out_dir: Path) -> set[str]:
+    """Items recorded as ok in the manifest whose file still exists."""
+    return {r["id"] for r in _manifest_records(out_dir)
+            if r.get("status") == "ok" and (out_dir / str(r.get("file", ""))).is_file()}
 
 
 def append_manifest(out_dir: Path, record: dict[str, Any]) -> None:
@@ -136,7 +139,7 @@ def append_manifest(out_dir: Path, record: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
-# (item, default voice, default format) -> (audio bytes, summary)
+# item -> (encoded audio, summary with audio_seconds and rtf)
 Synthesize = Callable[[BatchItem], tuple[bytes, dict[str, Any]]]
 
 
@@ -153,13 +156,15 @@ def run_batch(items: list[BatchItem | BadLine], out_dir: Path, default_format: s
     """Synthesize every item not yet done; record each outcome in the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
     done = finished_ids(out_dir)
+    reported = {r.get("line") for r in _manifest_records(out_dir) if r.get("status") == "invalid"}
     report = BatchReport()
     note = on_item or (lambda _message: None)
     for item in items:
         if isinstance(item, BadLine):
             report.invalid += 1
             note(f"line {item.line}: skipped: {item.message}")
-            append_manifest(out_dir, {"line": item.line, "status": "invalid", "error": item.message})
+            if item.line not in reported:  # a rerun reports it again, but records it once
+                append_manifest(out_dir, {"line": item.line, "status": "invalid", "error": item.message})
             continue
         if item.id in done:
             report.skipped += 1

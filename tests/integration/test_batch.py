@@ -40,8 +40,10 @@ def test_mixed_input_produces_files_and_a_manifest(tiny_env, reference_clip, tmp
     assert records["intro"]["status"] == "ok" and records["intro"]["audio_seconds"] > 0 and records["intro"]["rtf"] > 0
     assert records["ghost"]["status"] == "error" and records["ghost"]["error"]["category"] == "not_found"
 
+    recorded = len(_manifest(out_dir))
     rerun = run("batch", "--input", str(source), "--out-dir", str(out_dir), "--voice-id", "narrator", "--json")
     assert json.loads(rerun.stdout)["skipped"] == 3 and json.loads(rerun.stdout)["ok"] == 0
+    assert len(_manifest(out_dir)) == recorded + 1  # only the retried failure; bad lines are recorded once
 
 
 def test_txt_and_csv_inputs(tiny_env, reference_clip, tmp_path):

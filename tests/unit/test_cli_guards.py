@@ -13,7 +13,9 @@ def test_pull_offline_is_a_model_error_with_a_hint(monkeypatch):
 
 
 def test_models_list_on_an_empty_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))  # read when scanning
     result = CliRunner().invoke(cli, ["models", "list", "--json"])
     assert result.exit_code == 0 and result.stdout.strip() == "[]"
 

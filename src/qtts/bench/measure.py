@@ -31,7 +31,6 @@ class Timers:
     talker_s: float = 0.0
     code_predictor_s: float = 0.0
     decoder_s: float = 0.0
-    first_frame_at: float = 0.0
     _started: dict = field(default_factory=dict)
 
 
@@ -50,8 +49,6 @@ def attach(tts: Any) -> Timers:
             timers.prefill_s += elapsed
         else:
             timers.talker_s += elapsed
-            if timers.calls == 2:
-                timers.first_frame_at = time.perf_counter()
 
     talker.model.register_forward_pre_hook(before)
     talker.model.register_forward_hook(after)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
                 engine.append(Engine.load(settings))
             return synthesize_request(engine[0], library, request)
 
-    with tqdm(total=len(items), unit="item", file=__import__("sys").stderr, disable=None) as bar:
+    with tqdm(total=len(items), unit="item", file=sys.stderr, disable=None) as bar:
         def step(item: BatchItem) -> tuple[bytes, dict]:
             try:
                 return synthesize(item)
@@ -69,7 +70,7 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
                 bar.update(1)
 
         def note(message: str) -> None:
-            bar.write(message, file=__import__("sys").stderr)
+            bar.write(message, file=sys.stderr)
 
         report = run_batch(items, out_dir, fmt, step, on_item=note)
     summary = {"ok": report.ok, "failed": report.failed, "skipped": report.skipped, "invalid": report.invalid,
