@@ -41,6 +41,26 @@ def test_fp32_codes_are_identical_to_upstream_generate_voice_clone(tiny_model, f
     assert torch.equal(expected, got)
 
 
+def test_lean_snake_activation_decodes_bit_identically(tiny_model, fp32_engine):
+    """The engine's decoder (lean SnakeBeta, installed at load) against a freshly loaded
+    upstream speech tokenizer, on codes long enough to span several slices."""
+    from qtts.engine import codec_decoder
+    from qtts.engine.compat import import_qwen_tts
+
+    import_qwen_tts()
+    from qwen_tts import Qwen3TTSTokenizer
+
+    upstream = Qwen3TTSTokenizer.from_pretrained(str(tiny_model / "speech_tokenizer"), device_map="cpu", dtype=torch.float32)
+    engine_tokenizer = fp32_engine._tts.model.speech_tokenizer
+    snakes = [m for m in engine_tokenizer.model.modules() if type(m).__name__ == "SnakeBeta"]
+    assert snakes and all(m.forward.__func__ is codec_decoder.lean_snake_forward for m in snakes)
+    codes = torch.randint(0, 32, (12, 16), generator=torch.Generator().manual_seed(0))
+    assert 12 * 1920 > 2 * codec_decoder.SLICE_SAMPLES
+    expected, _ = upstream.decode([{"audio_codes": codes}])
+    got, _ = engine_tokenizer.decode([{"audio_codes": codes}])
+    assert np.array_equal(expected[0], got[0])
+
+
 def test_batched_chunks_give_every_chunk_its_own_audio(fp32_engine, prompt):
     options = SynthesisOptions(seed=1, split_max_chars=30, batch_size=3, max_frames=20)
     result = fp32_engine.synthesize(TEXT, prompt, options)

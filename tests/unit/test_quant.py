@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from qtts.engine.fastpath import _sample
-from qtts.engine.quant import Int4Linear, Int8Linear, quantize_linears
+from qtts.engine.quant import MANY_ROWS, Int4Linear, Int8Linear, fast_bf16_gemm, quantize_linears
 
 
 @pytest.mark.parametrize("kind, min_cosine", [(Int8Linear, 0.999), (Int4Linear, 0.99)])
@@ -19,6 +19,18 @@ def test_low_bit_linear_matches_float(kind, min_cosine, rows):
     assert out.shape == (2, rows, 384) and out.dtype == x.dtype
     cosine = torch.nn.functional.cosine_similarity(out.flatten(), linear(x).flatten(), dim=0)
     assert cosine > min_cosine
+
+
+@pytest.mark.skipif(not fast_bf16_gemm(), reason="the prefill GEMM path is only taken on CPUs with native bf16")
+def test_int8_prefill_gemm_agrees_with_the_int8_kernel_row_by_row():
+    torch.manual_seed(0)
+    quantized = Int8Linear(nn.Linear(512, 384, bias=True))
+    x = torch.randn(1, MANY_ROWS + 8, 512)
+    many = quantized(x)  # one bf16 GEMM over all rows
+    one_by_one = torch.cat([quantized(x[:, i:i + 1]) for i in range(x.shape[1])], dim=1)  # the int8 kernel
+    relative = (many - one_by_one).norm() / one_by_one.norm()
+    assert relative < 0.01  # bf16 rounding of the output, nothing more
+    assert not torch.equal(many, one_by_one)  # the two paths really are different kernels
 
 
 def test_quantize_linears_replaces_only_eligible_layers():

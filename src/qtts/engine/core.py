@@ -19,6 +19,7 @@ import numpy as np
 from qtts import audio as audio_mod
 from qtts.engine import generation, memory, streaming
 from qtts.engine.compat import import_qwen_tts
+from qtts.engine.codec_decoder import speed_up_decoder
 from qtts.engine.fastpath import apply_fast_path
 from qtts.engine.guard import GenerationGuard, GuardSlot, install_guard, looks_like_loop
 from qtts.engine.prompts import VoicePrompt
@@ -156,6 +157,8 @@ class Engine:
         tts.model.eval()
         _set_decoder_precision(tts, resolved, settings.decoder_precision, dtype)
         apply_fast_path(tts.model, settings.precision)
+        speed_up_decoder(tts.model.speech_tokenizer)
+        memory.trim_heap()
         return cls(tts, resolved, settings, time.perf_counter() - started)
 
     # -- facts -----------------------------------------------------------------------------
@@ -264,6 +267,7 @@ class Engine:
                         retried[row] = True
             with self._lock:
                 waves = generation.decode(self._tts, codes, prompt)
+                memory.trim_heap()
             elapsed = (time.perf_counter() - started) / len(group)
             for row, index in enumerate(group):
                 yield ChunkAudio(index, len(pieces), pieces[index], waves[row], len(codes[row]), elapsed,

@@ -3,6 +3,7 @@ that is too small gets a clear refusal with numbers instead of the OOM killer.""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,3 +50,25 @@ def estimate(model_dir: Path, precision: str, limit_bytes: int = 0, batch_size: 
     weights = weight_bytes(model_dir, as_bytes_per_param=_BYTES_PER_PARAM[precision])
     need = int(weights * _PEAK_FACTOR[precision]) + _RUNTIME_BYTES + (max(batch_size, 1) - 1) * _PER_EXTRA_CHUNK_BYTES
     return MemoryEstimate(need_bytes=need, available_bytes=available_bytes(limit_bytes))
+
+
+@functools.cache
+def _libc() -> object | None:
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:  # not glibc
+        return None
+
+
+def trim_heap() -> None:
+    """Give freed heap memory back to the system (glibc's ``malloc_trim``).
+
+    Quantizing and decoding free many 4-50 MB temporaries between long-lived tensors; glibc
+    keeps those holes, and after loading 1.7B in int8 they held 1.6 GB of RSS (measured:
+    3.64 GB before, 2.03 GB after one trim).  A trim costs about a millisecond."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)

@@ -13,12 +13,16 @@ The modules are drop-in ``nn.Linear`` replacements: the qwen_tts model code is u
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from qtts.engine.memory import trim_heap
+
 INT4_GROUP = 128
+MANY_ROWS = 24  # from here on, a bf16 GEMM beats the int8 matrix-vector kernel (measured)
 
 
 class Int8Linear(nn.Module):
@@ -35,7 +39,14 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        out = torch._weight_int8pack_mm(x.reshape(-1, shape[-1]).to(torch.bfloat16).contiguous(), self.weight_int8, self.scale)
+        rows = x.reshape(-1, shape[-1]).to(torch.bfloat16).contiguous()
+        if rows.shape[0] >= MANY_ROWS and fast_bf16_gemm():
+            # Prefill: the int8 kernel is a matrix-vector kernel and slows down linearly with
+            # rows; an exact bf16 copy of the int8 codes (|q| <= 128) goes through oneDNN's
+            # bf16 GEMM (AMX where the CPU has it), and the scale is applied afterwards.
+            out = torch.nn.functional.linear(rows, self.weight_int8.to(torch.bfloat16)) * self.scale
+        else:
+            out = torch._weight_int8pack_mm(rows, self.weight_int8, self.scale)
         if self.bias is not None:
             out = out + self.bias
         return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
@@ -70,6 +81,13 @@ class Int4Linear(nn.Module):
         return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
 
 
+@functools.cache
+def fast_bf16_gemm() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX); elsewhere
+    oneDNN emulates bf16 and the int8 kernel stays faster."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 QUANTIZERS: dict[str, Callable[[nn.Linear], nn.Module]] = {"int8": Int8Linear, "int4": Int4Linear}
 
 
@@ -97,6 +115,7 @@ def maybe_quantize(linear: nn.Linear, scheme: str, min_in_features: int = 256,
         return linear
     replacement = QUANTIZERS[scheme](linear)
     release_pages(linear.weight, mapped)
+    trim_heap()
     return replacement
 
 
