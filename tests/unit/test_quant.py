@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from qtts.engine.fastpath import _sample
+from qtts.engine.code_predictor import _sample
 from qtts.engine.quant import MANY_ROWS, Int4Linear, Int8Linear, fast_bf16_gemm, quantize_linears
 
 

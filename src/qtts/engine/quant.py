@@ -25,11 +25,26 @@ INT4_GROUP = 128
 MANY_ROWS = 24  # from here on, a bf16 GEMM beats the int8 matrix-vector kernel (measured)
 
 
+class Scratch:
+    """One bf16 buffer shared by all the int8 linears of a model, for the prefill GEMM: a
+    fresh 25 MB tensor per linear costs more in page faults than the copy itself (measured
+    4.2 ms against 1.3 ms for a 6144x2048 weight)."""
+
+    def __init__(self) -> None:
+        self._buffer = torch.empty(0, dtype=torch.bfloat16)
+
+    def as_bf16(self, weight: torch.Tensor) -> torch.Tensor:
+        if self._buffer.numel() < weight.numel():
+            self._buffer = torch.empty(weight.numel(), dtype=torch.bfloat16)
+        return self._buffer[:weight.numel()].view(weight.shape).copy_(weight)
+
+
 class Int8Linear(nn.Module):
     """Symmetric per-output-channel int8 weights."""
 
-    def __init__(self, linear: nn.Linear) -> None:
+    def __init__(self, linear: nn.Linear, scratch: Scratch | None = None) -> None:
         super().__init__()
+        self.scratch = scratch or Scratch()
         weight = linear.weight.detach().float()
         scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
         self.register_buffer("weight_int8", torch.round(weight / scale[:, None]).clamp(-128, 127).to(torch.int8))
@@ -44,7 +59,7 @@ class Int8Linear(nn.Module):
             # Prefill: the int8 kernel is a matrix-vector kernel and slows down linearly with
             # rows; an exact bf16 copy of the int8 codes (|q| <= 128) goes through oneDNN's
             # bf16 GEMM (AMX where the CPU has it), and the scale is applied afterwards.
-            out = torch.nn.functional.linear(rows, self.weight_int8.to(torch.bfloat16)) * self.scale
+            out = torch.nn.functional.linear(rows, self.scratch.as_bf16(self.weight_int8)) * self.scale
         else:
             out = torch._weight_int8pack_mm(rows, self.weight_int8, self.scale)
         if self.bias is not None:
@@ -88,32 +103,34 @@ def fast_bf16_gemm() -> bool:
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
-QUANTIZERS: dict[str, Callable[[nn.Linear], nn.Module]] = {"int8": Int8Linear, "int4": Int4Linear}
+QUANTIZERS: dict[str, Callable[[nn.Linear, Scratch], nn.Module]] = {
+    "int8": Int8Linear, "int4": lambda linear, _scratch: Int4Linear(linear)}
 
 
 def quantize_linears(module: nn.Module, scheme: str, min_in_features: int = 256,
-                     mapped: list[tuple[int, int]] | None = None) -> int:
+                     mapped: list[tuple[int, int]] | None = None, scratch: Scratch | None = None) -> int:
     """Replace every eligible ``nn.Linear`` under ``module`` in place; return how many."""
     mapped = safetensors_mappings() if mapped is None else mapped
+    scratch = scratch or Scratch()
     count = 0
     for name, child in list(module.named_children()):
         if isinstance(child, nn.Linear):
-            replacement = maybe_quantize(child, scheme, min_in_features, mapped)
+            replacement = maybe_quantize(child, scheme, min_in_features, mapped, scratch)
             if replacement is not child:
                 setattr(module, name, replacement)
                 count += 1
         else:
-            count += quantize_linears(child, scheme, min_in_features, mapped)
+            count += quantize_linears(child, scheme, min_in_features, mapped, scratch)
     return count
 
 
 def maybe_quantize(linear: nn.Linear, scheme: str, min_in_features: int = 256,
-                   mapped: list[tuple[int, int]] | None = None) -> nn.Module:
+                   mapped: list[tuple[int, int]] | None = None, scratch: Scratch | None = None) -> nn.Module:
     """The quantized replacement of ``linear``, or ``linear`` itself when it is too small to
     pay off or its shape does not fit the kernel."""
     if linear.in_features < min_in_features or not _fits(linear, scheme):
         return linear
-    replacement = QUANTIZERS[scheme](linear)
+    replacement = QUANTIZERS[scheme](linear, scratch or Scratch())
     release_pages(linear.weight, mapped)
     trim_heap()
     return replacement

@@ -1,0 +1,116 @@
+"""A lean loop for the code predictor: the same submodules and sampling, less glue.
+
+Upstream runs the code predictor (5 layers, 15 sequential steps per frame) through
+transformers' ``generate()`` once per frame, and every step goes through the model's
+``forward``: a fresh causal mask, rotary tables for the new position, a growing
+``DynamicCache`` (one concatenation per layer per step).  With int8 weights those are a
+quarter of the predictor's time.  ``lean_code_predictor`` is a drop-in for
+``code_predictor.generate`` that calls the same modules (``small_to_mtp_projection``, each
+layer's norms, projections and MLP, ``lm_head[i]``, ``codec_embedding[i]``) and the same
+attention call transformers makes (``scaled_dot_product_attention`` with grouped KV heads,
+causal for the two-position first step), on rotary tables computed once and a KV cache
+allocated once per frame.  Sampling follows transformers' order: temperature, top-k, top-p,
+one multinomial draw; argmax when greedy.  The model code itself is untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class _Sequences:
+    def __init__(self, sequences: torch.Tensor) -> None:
+        self.sequences = sequences
+
+
+@torch.inference_mode()
+def lean_code_predictor(self: nn.Module, inputs_embeds: torch.Tensor, max_new_tokens: int,
+                        do_sample: bool = True, top_p: float = 1.0, top_k: int = 50, temperature: float = 1.0,
+                        **_: Any) -> _Sequences:
+    """Drop-in for ``code_predictor.generate(inputs_embeds=[past_hidden, code0_embedding], …)``:
+    returns an object whose ``sequences`` are the residual codes, shape (batch, steps)."""
+    model = self.model
+    hidden = self.small_to_mtp_projection(inputs_embeds)
+    length = hidden.shape[1] + max_new_tokens - 1
+    cos, sin = _rotary_tables(model, length, hidden)
+    first = model.layers[0].self_attn
+    cache_shape = (len(model.layers), hidden.shape[0], model.config.num_key_value_heads, length, first.head_dim)
+    keys = torch.empty(cache_shape, dtype=hidden.dtype)
+    values = torch.empty(cache_shape, dtype=hidden.dtype)
+    codes = []
+    position = 0
+    for step in range(max_new_tokens):
+        span = hidden.shape[1]
+        for index, layer in enumerate(model.layers):
+            hidden = _layer(layer, hidden, cos[:, position:position + span], sin[:, position:position + span],
+                            keys[index], values[index], position)
+        position += span
+        last = model.norm(hidden[:, -1, :])
+        token = _sample(self.lm_head[step](last).float(), do_sample, top_k, top_p, temperature)
+        codes.append(token)
+        if step + 1 < max_new_tokens:
+            hidden = self.small_to_mtp_projection(model.get_input_embeddings()[step](token[:, None]))
+    return _Sequences(torch.stack(codes, dim=1))
+
+
+def _rotary_tables(model: nn.Module, length: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin for positions 0..length-1, from the model's own rotary module (cached)."""
+    tables = model.__dict__.setdefault("_qtts_rotary_tables", {})
+    key = (length, like.dtype)
+    if key not in tables:
+        tables[key] = model.rotary_emb(like, torch.arange(length)[None])
+    return tables[key]
+
+
+def _layer(layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+           keys: torch.Tensor, values: torch.Tensor, start: int) -> torch.Tensor:
+    """``Qwen3TTSDecoderLayer.forward`` with its attention on a preallocated KV cache."""
+    attention = layer.self_attn
+    batch, span, _ = hidden.shape
+    residual = hidden
+    normed = layer.input_layernorm(hidden)
+    heads = (batch, span, -1, attention.head_dim)
+    query = attention.q_norm(attention.q_proj(normed).view(heads)).transpose(1, 2)
+    key = attention.k_norm(attention.k_proj(normed).view(heads)).transpose(1, 2)
+    value = attention.v_proj(normed).view(heads).transpose(1, 2)
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    query = query * cos + _rotate_half(query) * sin
+    key = key * cos + _rotate_half(key) * sin
+    end = start + span
+    keys[:, :, start:end] = key
+    values[:, :, start:end] = value
+    # transformers' sdpa call without a mask: grouped KV heads, causal when several positions
+    # are new (only the first step, which starts at position 0).
+    attended = torch.nn.functional.scaled_dot_product_attention(
+        query, keys[:, :, :end], values[:, :, :end], scale=attention.scaling, is_causal=span > 1, enable_gqa=True)
+    hidden = residual + attention.o_proj(attended.transpose(1, 2).reshape(batch, span, -1))
+    return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def _sample(logits: torch.Tensor, do_sample: bool, top_k: int, top_p: float, temperature: float) -> torch.Tensor:
+    """transformers' order: temperature, top-k, top-p, softmax, one multinomial draw."""
+    if not do_sample:
+        return logits.argmax(dim=-1)
+    if temperature and temperature != 1.0:
+        logits = logits / temperature
+    if top_k and top_k > 0:
+        k = min(top_k, logits.shape[-1])
+        threshold = torch.topk(logits, k, dim=-1).values[..., -1, None]
+        logits = logits.masked_fill(logits < threshold, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, sorted_index = torch.sort(logits, descending=False, dim=-1)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove_sorted = cumulative <= (1 - top_p)
+        remove_sorted[..., -1:] = False
+        remove = remove_sorted.scatter(-1, sorted_index, remove_sorted)
+        logits = logits.masked_fill(remove, float("-inf"))
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, num_samples=1).squeeze(1)
