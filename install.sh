@@ -44,4 +44,7 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 import torch
 assert torch.version.cuda is None, "a CUDA build of torch got installed; expected the CPU build"
 PY
+# 4. qtts's int8 kernel, compiled once now rather than on the first synthesis (~35 s); where
+#    it cannot be built, qtts uses torch's kernel.
+"$VENV/bin/python" -m qtts.engine.kernels >&2 || true
 echo "installed into $VENV: run '$VENV/bin/qtts doctor' to check this machine" >&2

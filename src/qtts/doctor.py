@@ -115,8 +115,7 @@ def _cpu() -> Check:
 PRECISION_NOTES = {
     "int4": ("int4 weight-only talker + code predictor (torch int4pack kernels), bf16 elsewhere",
              ("avx512_bf16", "amx_bf16")),
-    "int8": ("int8 weight-only talker + code predictor (torch int8pack kernels), bf16 elsewhere",
-             ("avx512_bf16", "amx_bf16")),
+    "int8": ("int8 weight-only talker + code predictor, bf16 elsewhere", ("avx512_vnni", "avx512_bf16", "amx_bf16")),
     "bf16": ("bf16 weights and activations", ("avx512_bf16", "amx_bf16")),
     "fp32": ("fp32 everywhere: upstream's numbers exactly, slowest and largest", ("avx2", "avx512f")),
 }
@@ -126,6 +125,10 @@ def _precision(settings: Settings) -> Check:
     what, helpful = PRECISION_NOTES[settings.precision]
     present = [flag for flag in helpful if flag in cpu_features()]
     detail = f"{settings.precision}: {what}; fast with {', '.join(helpful)} (here: {', '.join(present) or 'none'})"
+    if settings.precision == "int8":
+        from qtts.engine import kernels
+
+        detail += f"; matrix-vector products on the {kernels.status() if settings.int8_kernel else 'torch int8 kernel (int8_kernel off)'}"
     if settings.precision != "fp32" and not present:
         return Check("precision", "warn", detail, "this CPU lacks bf16 instructions: compare --precision fp32 with 'qtts bench'")
     return Check("precision", "ok", detail)

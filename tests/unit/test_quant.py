@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from qtts.engine import kernels
 from qtts.engine.code_predictor import _sample
 from qtts.engine.quant import MANY_ROWS, Int4Linear, Int8Linear, fast_bf16_gemm, quantize_linears
 
@@ -31,6 +32,23 @@ def test_int8_prefill_gemm_agrees_with_the_int8_kernel_row_by_row():
     relative = (many - one_by_one).norm() / one_by_one.norm()
     assert relative < 0.01  # bf16 rounding of the output, nothing more
     assert not torch.equal(many, one_by_one)  # the two paths really are different kernels
+
+
+@pytest.mark.skipif(not kernels.supported_cpu(), reason="qtts's int8 kernel needs AVX-512 VNNI on Linux x86-64")
+@pytest.mark.parametrize("rows", [1, 3])
+def test_vnni_kernel_is_the_exact_integer_product_of_16_bit_activations(rows):
+    gemv = kernels.int8_gemv()
+    assert gemv is not None, "the kernel should build on this machine (is a C++ compiler installed?)"
+    torch.manual_seed(0)
+    linear = nn.Linear(512, 130, bias=True)  # 130 rows: whole blocks of 4 plus a tail
+    fast = Int8Linear(linear, gemv=gemv)
+    assert fast.gemv is gemv
+    x = torch.randn(rows, 512)
+    expected = (x.double() @ fast.weight_int8.double().t()) * fast.scale.double() + linear.bias.detach().bfloat16().double()
+    got = fast(x).double()
+    assert (got - expected).norm() / expected.norm() < 2e-4
+    torch_kernel = Int8Linear(linear)(x).double()  # bf16 activations: ~100x coarser
+    assert (torch_kernel - expected).norm() / expected.norm() > 5 * (got - expected).norm() / expected.norm()
 
 
 def test_quantize_linears_replaces_only_eligible_layers():

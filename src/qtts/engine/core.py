@@ -156,7 +156,7 @@ class Engine:
                                    hint="the files may be corrupt or of another model: re-download with 'qtts models pull'") from exc
         tts.model.eval()
         _set_decoder_precision(tts, resolved, settings.decoder_precision, dtype)
-        apply_fast_path(tts.model, settings.precision)
+        apply_fast_path(tts.model, settings.precision, settings.int8_kernel)
         speed_up_decoder(tts.model.speech_tokenizer)
         memory.trim_heap()
         return cls(tts, resolved, settings, time.perf_counter() - started)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from qtts.engine.kernels import K_MULTIPLE
 from qtts.engine.memory import trim_heap
 
 INT4_GROUP = 128
@@ -42,26 +44,34 @@ class Scratch:
 class Int8Linear(nn.Module):
     """Symmetric per-output-channel int8 weights."""
 
-    def __init__(self, linear: nn.Linear, scratch: Scratch | None = None) -> None:
+    def __init__(self, linear: nn.Linear, scratch: Scratch | None = None, gemv: Callable[..., torch.Tensor] | None = None) -> None:
         super().__init__()
         self.scratch = scratch or Scratch()
         weight = linear.weight.detach().float()
         scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
-        self.register_buffer("weight_int8", torch.round(weight / scale[:, None]).clamp(-128, 127).to(torch.int8))
+        self.register_buffer("weight_int8", torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8))
         self.register_buffer("scale", scale.to(torch.bfloat16))
+        # qtts's VNNI kernel (engine.kernels) for few rows, when it is available and fits.
+        self.gemv = gemv if gemv is not None and linear.in_features % K_MULTIPLE == 0 else None
+        if self.gemv is not None:
+            self.register_buffer("row_sums", self.weight_int8.sum(dim=1, dtype=torch.int32))
+            self.register_buffer("scale_fp32", self.scale.float())
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().to(torch.bfloat16), requires_grad=False)
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        rows = x.reshape(-1, shape[-1]).to(torch.bfloat16).contiguous()
-        if rows.shape[0] >= MANY_ROWS and fast_bf16_gemm():
+        rows = x.reshape(-1, shape[-1])
+        if self.gemv is not None and rows.shape[0] < MANY_ROWS:
+            out = self.gemv(rows.float(), self.weight_int8, self.row_sums, self.scale_fp32)
+        elif rows.shape[0] >= MANY_ROWS and fast_bf16_gemm():
+            rows = rows.to(torch.bfloat16).contiguous()
             # Prefill: the int8 kernel is a matrix-vector kernel and slows down linearly with
             # rows; an exact bf16 copy of the int8 codes (|q| <= 128) goes through oneDNN's
             # bf16 GEMM (AMX where the CPU has it), and the scale is applied afterwards.
             out = torch.nn.functional.linear(rows, self.scratch.as_bf16(self.weight_int8)) * self.scale
         else:
-            out = torch._weight_int8pack_mm(rows, self.weight_int8, self.scale)
+            out = torch._weight_int8pack_mm(rows.to(torch.bfloat16).contiguous(), self.weight_int8, self.scale)
         if self.bias is not None:
             out = out + self.bias
         return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
@@ -103,37 +113,47 @@ def fast_bf16_gemm() -> bool:
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
-QUANTIZERS: dict[str, Callable[[nn.Linear, Scratch], nn.Module]] = {
-    "int8": Int8Linear, "int4": lambda linear, _scratch: Int4Linear(linear)}
+@dataclass
+class Quantizer:
+    """Replaces ``nn.Linear`` modules by low-bit ones; one per model, so that its int8
+    linears share a prefill buffer and the kernel choice."""
 
+    scheme: str
+    gemv: Callable[..., torch.Tensor] | None = None  # qtts's int8 kernel (engine.kernels), if available
+    min_in_features: int = 256
+    scratch: Scratch = field(default_factory=Scratch)
+    mapped: list[tuple[int, int]] = field(default_factory=lambda: safetensors_mappings())
 
-def quantize_linears(module: nn.Module, scheme: str, min_in_features: int = 256,
-                     mapped: list[tuple[int, int]] | None = None, scratch: Scratch | None = None) -> int:
-    """Replace every eligible ``nn.Linear`` under ``module`` in place; return how many."""
-    mapped = safetensors_mappings() if mapped is None else mapped
-    scratch = scratch or Scratch()
-    count = 0
-    for name, child in list(module.named_children()):
-        if isinstance(child, nn.Linear):
-            replacement = maybe_quantize(child, scheme, min_in_features, mapped, scratch)
-            if replacement is not child:
-                setattr(module, name, replacement)
-                count += 1
+    def module(self, module: nn.Module) -> int:
+        """Replace every eligible ``nn.Linear`` under ``module`` in place; return how many."""
+        count = 0
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear):
+                replacement = self.linear(child)
+                if replacement is not child:
+                    setattr(module, name, replacement)
+                    count += 1
+            else:
+                count += self.module(child)
+        return count
+
+    def linear(self, linear: nn.Linear) -> nn.Module:
+        """The quantized replacement of ``linear``, or ``linear`` itself when it is too small
+        to pay off or its shape does not fit the kernel."""
+        if linear.in_features < self.min_in_features or not _fits(linear, self.scheme):
+            return linear
+        if self.scheme == "int8":
+            replacement: nn.Module = Int8Linear(linear, self.scratch, self.gemv)
         else:
-            count += quantize_linears(child, scheme, min_in_features, mapped, scratch)
-    return count
+            replacement = Int4Linear(linear)
+        release_pages(linear.weight, self.mapped)
+        trim_heap()
+        return replacement
 
 
-def maybe_quantize(linear: nn.Linear, scheme: str, min_in_features: int = 256,
-                   mapped: list[tuple[int, int]] | None = None, scratch: Scratch | None = None) -> nn.Module:
-    """The quantized replacement of ``linear``, or ``linear`` itself when it is too small to
-    pay off or its shape does not fit the kernel."""
-    if linear.in_features < min_in_features or not _fits(linear, scheme):
-        return linear
-    replacement = QUANTIZERS[scheme](linear, scratch or Scratch())
-    release_pages(linear.weight, mapped)
-    trim_heap()
-    return replacement
+def quantize_linears(module: nn.Module, scheme: str, min_in_features: int = 256) -> int:
+    """Quantize every eligible linear under ``module`` with the torch kernels; return how many."""
+    return Quantizer(scheme, min_in_features=min_in_features).module(module)
 
 
 def release_pages(tensor: torch.Tensor, mapped: list[tuple[int, int]] | None = None) -> None:
