@@ -14,7 +14,9 @@ def test_tiny_checkpoint_has_the_published_layout(tiny_model):
 
 def test_tiny_checkpoint_is_well_under_a_megabyte(tiny_model):
     size = sum(p.stat().st_size for p in tiny_model.rglob("*") if p.is_file())
-    assert size < 500_000
+    # ~0.7 MB: the talker is 64 wide so that its linears take the int8 kernel, and its codec
+    # vocabulary keeps the real 1024 special ids on top of the codebook.
+    assert size < 800_000
 
 
 def test_codec_special_ids_sit_in_the_top_1024_talker_ids(tiny_model):

@@ -84,7 +84,7 @@ def reference_audio() -> tuple[np.ndarray, int]:
 
 
 def measure(path: str, model_dir: str, frames: int, threads: int, precision: str, batch: int, seed: int,
-            decoder_precision: str = "fp32") -> dict[str, Any]:
+            decoder_precision: str = "fp32", int8_kernel: bool = True) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(threads)
@@ -93,7 +93,7 @@ def measure(path: str, model_dir: str, frames: int, threads: int, precision: str
     if path == "upstream":
         tts, generate = _upstream(model_dir, frames, seed)
     else:
-        tts, generate, first_audio = _qtts(model_dir, frames, precision, decoder_precision, batch, seed)
+        tts, generate, first_audio = _qtts(model_dir, frames, precision, decoder_precision, batch, seed, int8_kernel)
     load_s = time.perf_counter() - started
     rss_after_load = _peak_rss()
     timers = attach(tts)
@@ -105,6 +105,7 @@ def measure(path: str, model_dir: str, frames: int, threads: int, precision: str
         "path": path, "precision": "fp32" if path == "upstream" else precision, "threads": threads,
         "decoder_precision": "fp32" if path == "upstream" else decoder_precision,
         "batch": batch if path == "qtts" else 1, "frames": frames_made,
+        "int8_kernel": "qtts" if path == "qtts" and precision == "int8" and _uses_qtts_kernel(tts) else "torch",
         "load_s": round(load_s, 2), "peak_rss_gb": round(_peak_rss() / 1e9, 2), "rss_after_load_gb": round(rss_after_load / 1e9, 2),
         "prefill_s": round(timers.prefill_s, 3),
         "talker_ms_per_step": round(timers.talker_s / per_step * 1000, 1),
@@ -139,13 +140,20 @@ def _upstream(model_dir: str, frames: int, seed: int):  # noqa: ANN202
     return tts, generate
 
 
-def _qtts(model_dir: str, frames: int, precision: str, decoder_precision: str, batch: int, seed: int):  # noqa: ANN202
+def _uses_qtts_kernel(tts: Any) -> bool:
+    from qtts.engine.quant import Int8Linear
+
+    return any(isinstance(m, Int8Linear) and m.gemv is not None for m in tts.model.talker.modules())
+
+
+def _qtts(model_dir: str, frames: int, precision: str, decoder_precision: str, batch: int, seed: int,  # noqa: ANN202
+          int8_kernel: bool = True):
     from qtts import audio as audio_mod
     from qtts.engine.core import Engine, SynthesisOptions
     from qtts.settings import Settings
 
     settings = Settings.resolve({"model_id": model_dir, "precision": precision, "decoder_precision": decoder_precision,
-                                 "memory_check": False}, environ={})
+                                 "memory_check": False, "int8_kernel": int8_kernel}, environ={})
     engine = Engine.load(settings)
     reference = audio_mod.prepare_reference(audio_mod.Audio(reference_audio()[0]), 30)
     prompt = engine.create_prompt(reference, REF_TEXT, False)

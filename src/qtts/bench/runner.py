@@ -48,17 +48,19 @@ def run_bench(preset: str, checkpoint_dir: Path, threads: int, frames: int, prec
     model_dir = str(ensure_checkpoint(preset, checkpoint_dir, say))
     common = {"model_dir": model_dir, "frames": frames, "threads": threads, "precision": precision, "seed": 0,
               "decoder_precision": decoder_precision}
-    plan = [("upstream", 1, precision, decoder_precision), ("qtts", 1, precision, decoder_precision)]
+    plan = [("upstream", 1, precision, decoder_precision, True), ("qtts", 1, precision, decoder_precision, True)]
+    if precision == "int8":
+        plan.append(("qtts", 1, precision, decoder_precision, False))  # torch's int8 kernel, for comparison
     if (precision, decoder_precision) != ("int4", "bf16"):
-        plan.append(("qtts", 1, "int4", "bf16"))  # the fastest settings, for comparison
+        plan.append(("qtts", 1, "int4", "bf16", True))  # the fastest settings, for comparison
     if batch > 1:
-        plan.append(("qtts", batch, precision, decoder_precision))
+        plan.append(("qtts", batch, precision, decoder_precision, True))
     rows = []
-    for path, size, row_precision, row_decoder in plan:
-        say(f"measuring {path} {row_precision if path == 'qtts' else ''}{' batch ' + str(size) if size > 1 else ''} "
-            f"({frames} frames, {threads} threads) ...")
+    for path, size, row_precision, row_decoder, kernel in plan:
+        say(f"measuring {path} {row_precision if path == 'qtts' else ''}{' batch ' + str(size) if size > 1 else ''}"
+            f"{'' if kernel else ' torch kernel'} ({frames} frames, {threads} threads) ...")
         rows.append(run_in_subprocess({**common, "path": path, "batch": size, "precision": row_precision,
-                                       "decoder_precision": row_decoder}, threads))
+                                       "decoder_precision": row_decoder, "int8_kernel": kernel}, threads))
     report: dict[str, Any] = {"model": preset, "checkpoint": model_dir, "threads": threads, "frames": frames,
                               "paths": rows}
     upstream, qtts = rows[0], rows[1]
@@ -99,6 +101,8 @@ def format_table(report: dict[str, Any]) -> str:
     for row in report["paths"]:
         name = row["path"] + (f" {row['precision']}/dec {row.get('decoder_precision')}" if row["path"] == "qtts"
                               else " fp32 eager")
+        if row["path"] == "qtts" and row["precision"] == "int8":
+            name += f" ({row.get('int8_kernel')} kernel)"
         if row.get("batch", 1) > 1:
             name += f" x{row['batch']} batch"
         lines.append([name] + [_cell(row.get(key)) for key, _ in COLUMNS])

@@ -211,6 +211,9 @@ def speech_tokenizer_config(preset: str) -> dict[str, Any]:
 # The tiny preset keeps every structural rule of the real one (16 code groups, 12.5 frames/s,
 # 24 kHz, codec special ids in the top 1024 ids of the talker vocabulary) and shrinks widths.
 TINY_CODEBOOK = 32
+# Wide enough for the talker's and code predictor's linears to be quantized and to take
+# qtts's int8 kernel (inputs a multiple of 64), as the real ones are.
+TINY_HIDDEN = 64
 _TINY_CODEC_BASE = TINY_CODEBOOK  # real: codebook 2048, special ids from 2048 up
 
 
@@ -222,17 +225,17 @@ def _tiny_model_config(config: dict[str, Any]) -> dict[str, Any]:
         talker[key] += shift
     talker["codec_language_id"] = {k: v + shift for k, v in talker["codec_language_id"].items()}
     talker.update(
-        vocab_size=TINY_CODEBOOK + 1024, hidden_size=8, intermediate_size=8, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=8, text_hidden_size=8,
-        rope_scaling={"interleaved": True, "mrope_section": [2, 1, 1], "rope_type": "default",
+        vocab_size=TINY_CODEBOOK + 1024, hidden_size=TINY_HIDDEN, intermediate_size=TINY_HIDDEN, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=32, text_hidden_size=8,
+        rope_scaling={"interleaved": True, "mrope_section": [8, 4, 4], "rope_type": "default",
                       "type": "default"},
     )
     talker["code_predictor_config"].update(
-        hidden_size=8, intermediate_size=8, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, head_dim=4, vocab_size=TINY_CODEBOOK, layer_types=["full_attention"],
+        hidden_size=TINY_HIDDEN, intermediate_size=TINY_HIDDEN, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=32, vocab_size=TINY_CODEBOOK, layer_types=["full_attention"],
     )
     config["speaker_encoder_config"] = {
-        "enc_dim": 8, "sample_rate": 24000, "enc_channels": [8, 8, 8], "enc_kernel_sizes": [5, 3, 1],
+        "enc_dim": TINY_HIDDEN, "sample_rate": 24000, "enc_channels": [8, 8, 8], "enc_kernel_sizes": [5, 3, 1],
         "enc_dilations": [1, 2, 1], "enc_attention_channels": 4, "enc_res2net_scale": 2,
         "enc_se_channels": 4,
     }

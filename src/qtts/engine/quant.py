@@ -63,7 +63,8 @@ class Int8Linear(nn.Module):
         shape = x.shape
         rows = x.reshape(-1, shape[-1])
         if self.gemv is not None and rows.shape[0] < MANY_ROWS:
-            out = self.gemv(rows.float(), self.weight_int8, self.row_sums, self.scale_fp32)
+            out = self.gemv(rows if rows.dtype == torch.bfloat16 else rows.float(), self.weight_int8, self.row_sums,
+                            self.scale_fp32)
         elif rows.shape[0] >= MANY_ROWS and fast_bf16_gemm():
             rows = rows.to(torch.bfloat16).contiguous()
             # Prefill: the int8 kernel is a matrix-vector kernel and slows down linearly with
@@ -120,7 +121,7 @@ class Quantizer:
 
     scheme: str
     gemv: Callable[..., torch.Tensor] | None = None  # qtts's int8 kernel (engine.kernels), if available
-    min_in_features: int = 256
+    min_in_features: int = K_MULTIPLE  # every linear of the real talker and predictor is far wider
     scratch: Scratch = field(default_factory=Scratch)
     mapped: list[tuple[int, int]] = field(default_factory=lambda: safetensors_mappings())
 
@@ -151,7 +152,7 @@ class Quantizer:
         return replacement
 
 
-def quantize_linears(module: nn.Module, scheme: str, min_in_features: int = 256) -> int:
+def quantize_linears(module: nn.Module, scheme: str, min_in_features: int = K_MULTIPLE) -> int:
     """Quantize every eligible linear under ``module`` with the torch kernels; return how many."""
     return Quantizer(scheme, min_in_features=min_in_features).module(module)
 
