@@ -106,3 +106,23 @@ def test_stream_needs_stdout_and_a_raw_format(tiny_env, reference_clip, tmp_path
     assert run("speak", "--voice-id", "s", "--text", "x", "--stream", "--out", str(tmp_path / "a.wav")).exit_code == 2
     result = run("speak", "--voice-id", "s", "--text", "x", "--stream", "--out", "-", "--format", "mp3")
     assert result.exit_code == 2 and "cannot be streamed" in result.stderr
+
+
+def test_int8_kernel_setting_picks_the_matrix_vector_kernel(tiny_model, prompt):
+    """QTTS_INT8_KERNEL=0 keeps torch's kernel; by default the tiny model's quantized linears
+    take qtts's kernel wherever it builds, and both speak through real qwen_tts."""
+    from qtts.engine import kernels
+    from qtts.engine.quant import Int8Linear
+
+    lengths = []
+    for environ in ({}, {"QTTS_INT8_KERNEL": "0"}):
+        engine = Engine.load(Settings.resolve({"model_id": str(tiny_model), "precision": "int8"}, environ=environ))
+        linears = [m for m in engine._tts.model.talker.modules() if isinstance(m, Int8Linear)]
+        assert len(linears) >= 8  # the talker's and the code predictor's projections
+        uses_kernel = environ == {} and kernels.int8_gemv() is not None
+        assert all((m.gemv is not None) == uses_kernel for m in linears)
+        result = engine.synthesize("Hello there.", prompt, SynthesisOptions(seed=0, max_frames=6))
+        lengths.append(len(result.audio.samples))
+    assert all(length > 0 for length in lengths)
+    if kernels.supported_cpu():
+        assert kernels.int8_gemv() is not None, "the kernel should build here: is a C++ compiler installed?"
