@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install qtts and everything its tests need: Python packages into ./.venv (CPU only; no
-# CUDA downloads), plus redis-server, postgresql and chromium from Debian when missing.
+# CUDA downloads), plus redis-server, postgresql, chromium and g++ from Debian when missing.
 #   ./install.sh            # or: PYTHON=python3.11 ./install.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,8 +14,10 @@ if sys.version_info[:2] != (3, 11):
 PY
 
 # Servers and the browser that the service tests drive (Debian packages): redis-server and
-# postgresql for the distributed-queue tests, chromium for the web-page test.
+# postgresql for the distributed-queue tests, chromium for the web-page test; g++ builds
+# qtts's int8 kernel (without it qtts falls back to torch's slower kernel).
 missing=()
+command -v g++ >/dev/null || command -v c++ >/dev/null || missing+=(g++)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
@@ -23,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "install.sh: please install ${missing[*]} (Debian: apt-get install ${missing[*]}); the service tests need them" >&2
+    echo "install.sh: please install ${missing[*]} (Debian: apt-get install ${missing[*]}); the tests need them" >&2
   fi
 fi
 
