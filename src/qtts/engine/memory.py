@@ -10,13 +10,15 @@ from pathlib import Path
 from qtts.models import weight_bytes
 
 GIB = 1024**3
-# Peak RSS / weight bytes, measured on full-size random checkpoints (issue #2): 1.7B fp32
-# peaked at 11.6 GB for 7.7 GB of weights (1.5x); a bf16 load (memory-mapped) at 4.8 GB for
-# 3.9 GB (1.25x).  Plus the Python/torch runtime itself.
-# Low-bit paths quantize a bf16 memory map linear by linear, releasing each bf16 weight:
-# the 1.7B int4 load peaked at 3.0 GB for 3.9 GB of bf16 weights (0.8x).
-_PEAK_FACTOR = {"fp32": 1.5, "bf16": 1.25, "int8": 0.95, "int4": 0.8}
-_RUNTIME_BYTES = int(0.6 * GIB)
+# Peak RSS = factor x weight bytes (at 2 bytes a parameter for the low-bit paths) + a fixed
+# part (the torch runtime, the fp32 speech tokenizer, decoder activations), fitted to the
+# peaks measured by 'qtts bench' on the full-size random checkpoints:
+# - fp32: 1.7B peaked at 11.6-12.1 GB for 7.7 GB of weights; bf16 (memory-mapped) at 4.8 GB
+#   for 3.9 GB (issue #2).
+# - int8 (quantized linear by linear, bf16 pages released, heap trimmed): 1.7B 3.88 GB,
+#   0.6B 3.06 GB; int4 with the bf16 decoder: 2.98 / 2.95 GB.  Fixed costs dominate there.
+_PEAK_FACTOR = {"fp32": 1.5, "bf16": 1.25, "int8": 0.5, "int4": 0.25}
+_FIXED_BYTES = {"fp32": int(0.6 * GIB), "bf16": int(0.6 * GIB), "int8": int(2.0 * GIB), "int4": int(2.3 * GIB)}
 _BYTES_PER_PARAM = {"fp32": 4, "bf16": 2, "int8": 2, "int4": 2}
 
 
@@ -41,14 +43,15 @@ def available_bytes(limit_bytes: int = 0) -> int:
     return min(measured, limit_bytes) if limit_bytes > 0 else measured
 
 
-# Each extra chunk generated in the same batch: 1.7B int8 peaked at 6.35 GB with 4 chunks
-# against 4.29 GB with one (mostly the fp32 decoder's activations).
-_PER_EXTRA_CHUNK_BYTES = int(0.7 * GIB)
+# Each extra chunk generated in the same batch (mostly the fp32 decoder's activations): int8
+# peaked 0.46 GB (1.7B) and 0.48 GB (0.6B) higher per extra chunk of a batch of 4.
+_PER_EXTRA_CHUNK_BYTES = int(0.5 * GIB)
 
 
 def estimate(model_dir: Path, precision: str, limit_bytes: int = 0, batch_size: int = 1) -> MemoryEstimate:
     weights = weight_bytes(model_dir, as_bytes_per_param=_BYTES_PER_PARAM[precision])
-    need = int(weights * _PEAK_FACTOR[precision]) + _RUNTIME_BYTES + (max(batch_size, 1) - 1) * _PER_EXTRA_CHUNK_BYTES
+    need = (int(weights * _PEAK_FACTOR[precision]) + _FIXED_BYTES[precision]
+            + (max(batch_size, 1) - 1) * _PER_EXTRA_CHUNK_BYTES)
     return MemoryEstimate(need_bytes=need, available_bytes=available_bytes(limit_bytes))
 
 
