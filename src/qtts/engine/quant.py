@@ -1,12 +1,15 @@
-"""Low-bit weight-only linears for the CPU, on PyTorch's own packed-weight kernels.
+"""Low-bit weight-only linears for the CPU.
 
 Every per-frame cost of Qwen3-TTS on a CPU is weight traffic: one talker step reads all
 28 layers' weights, and the code predictor reads its 5 layers 15 times per frame.  Storing
-the weights of the big linears in int8 or int4 and multiplying with PyTorch's CPU kernels
-(``torch._weight_int8pack_mm``, ``torch._weight_int4pack_mm_for_cpu``, the kernels torchao
-uses on CPU) cuts those bytes 4-8x.  Measured on this project's 2-core AVX-512/AMX machine,
-one 2048x6144 matrix-vector product with weights out of cache: fp32 1.80 ms, bf16 1.18 ms,
-int8 0.93 ms, int4 (group 128) 0.51 ms.  Activations run in bf16 (the kernels' fast input).
+the weights of the big linears in int8 or int4 cuts those bytes 4-8x.  ``Int8Linear``
+multiplies a few rows (a generation step) with qtts's VNNI kernel (``engine.kernels``) or,
+where it is unavailable, torch's ``_weight_int8pack_mm``; many rows (the prefill) with a bf16
+GEMM on an exact copy of the codes.  ``Int4Linear`` uses torch's
+``_weight_int4pack_mm_for_cpu`` (the kernel torchao uses on CPU).  Measured on this
+project's 2-core AVX-512/AMX machine, one 2048x6144 matrix-vector product with weights out
+of cache: fp32 1.80 ms, bf16 1.18 ms, torch int8 0.93-1.14 ms, qtts int8 0.77 ms, int4
+(group 128) 0.51 ms.
 
 The modules are drop-in ``nn.Linear`` replacements: the qwen_tts model code is unchanged.
 """
