@@ -6,7 +6,7 @@ from torch import nn
 
 from qtts.engine import kernels
 from qtts.engine.code_predictor import _sample
-from qtts.engine.quant import MANY_ROWS, Int4Linear, Int8Linear, fast_bf16_gemm, quantize_linears
+from qtts.engine.quant import MANY_ROWS, Int4Linear, Int8Linear, Quantizer, fast_bf16_gemm
 
 
 @pytest.mark.parametrize("kind, min_cosine", [(Int8Linear, 0.999), (Int4Linear, 0.99)])
@@ -55,9 +55,9 @@ def test_vnni_kernel_is_the_exact_integer_product_of_16_bit_activations(rows, dt
         assert (torch_kernel - expected).norm() / expected.norm() > 5 * (got - expected).norm() / expected.norm()
 
 
-def test_quantize_linears_replaces_only_eligible_layers():
+def test_quantizer_replaces_only_eligible_layers():
     model = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Sequential(nn.Linear(256, 128), nn.Linear(32, 8)))
-    assert quantize_linears(model, "int4") == 2
+    assert Quantizer("int4").module(model) == 2
     assert isinstance(model[0], Int4Linear) and isinstance(model[2][0], Int4Linear)
     assert isinstance(model[2][1], nn.Linear)  # too small to pay off (and not a multiple of the group)
 

@@ -155,11 +155,6 @@ class Quantizer:
         return replacement
 
 
-def quantize_linears(module: nn.Module, scheme: str, min_in_features: int = K_MULTIPLE) -> int:
-    """Quantize every eligible linear under ``module`` with the torch kernels; return how many."""
-    return Quantizer(scheme, min_in_features=min_in_features).module(module)
-
-
 def release_pages(tensor: torch.Tensor, mapped: list[tuple[int, int]] | None = None) -> None:
     """Drop the resident pages of a weight we will never read again.
 

