@@ -15,7 +15,7 @@ def test_bench_runs_every_path_and_writes_json(tiny_model, tmp_path):
                      ("qtts", "int8", 2)]
     from qtts.engine import kernels
 
-    expected_kernel = "qtts" if kernels.int8_gemv() is not None else "torch"
+    expected_kernel = "qtts" if kernels.load() is not None else "torch"
     assert [p["int8_kernel"] for p in report["paths"][1:3]] == [expected_kernel, "torch"]
     for row in report["paths"]:
         assert row["rtf"] > 0 and row["peak_rss_gb"] > 0 and row["frames"] > 0

@@ -143,7 +143,7 @@ def _upstream(model_dir: str, frames: int, seed: int):  # noqa: ANN202
 def _uses_qtts_kernel(tts: Any) -> bool:
     from qtts.engine.quant import Int8Linear
 
-    return any(isinstance(m, Int8Linear) and m.gemv is not None for m in tts.model.talker.modules())
+    return any(isinstance(m, Int8Linear) and m.kernel is not None for m in tts.model.talker.modules())
 
 
 def _qtts(model_dir: str, frames: int, precision: str, decoder_precision: str, batch: int, seed: int,  # noqa: ANN202

@@ -8,7 +8,7 @@ import types
 from typing import Any
 
 from qtts.engine.code_predictor import lean_code_predictor
-from qtts.engine.kernels import int8_gemv
+from qtts.engine import kernels
 from qtts.engine.quant import Quantizer
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def apply_fast_path(model: Any, precision: str, int8_kernel: bool = True) -> dic
     talker = model.talker
     counts = {}
     if precision in LOW_BIT:
-        quantizer = Quantizer(precision, gemv=int8_gemv() if precision == "int8" and int8_kernel else None)
+        quantizer = Quantizer(precision, kernel=kernels.load() if precision == "int8" and int8_kernel else None)
         counts["talker"] = quantizer.module(talker.model)
         talker.codec_head = quantizer.linear(talker.codec_head)
         counts["code_predictor"] = quantizer.module(talker.code_predictor)

@@ -17,8 +17,8 @@ The modules are drop-in ``nn.Linear`` replacements: the qwen_tts model code is u
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,35 +45,50 @@ class Scratch:
 
 
 class Int8Linear(nn.Module):
-    """Symmetric per-output-channel int8 weights."""
+    """Symmetric per-output-channel int8 weights.
 
-    def __init__(self, linear: nn.Linear, scratch: Scratch | None = None, gemv: Callable[..., torch.Tensor] | None = None) -> None:
+    With qtts's kernel (``engine.kernels``) the codes are kept only in the kernel's packed
+    layout (``weight_packed``); without it, row-major for torch's kernel (``weight_int8``)."""
+
+    def __init__(self, linear: nn.Linear, scratch: Scratch | None = None, kernel: Any = None) -> None:
         super().__init__()
         self.scratch = scratch or Scratch()
         weight = linear.weight.detach().float()
         scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
-        self.register_buffer("weight_int8", torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8))
+        codes = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
         self.register_buffer("scale", scale.to(torch.bfloat16))
-        # qtts's VNNI kernel (engine.kernels) for few rows, when it is available and fits.
-        self.gemv = gemv if gemv is not None and linear.in_features % K_MULTIPLE == 0 else None
-        if self.gemv is not None:
-            self.register_buffer("row_sums", self.weight_int8.sum(dim=1, dtype=torch.int32))
+        self.kernel = kernel if kernel is not None and linear.in_features % K_MULTIPLE == 0 else None
+        if self.kernel is not None:
+            self.register_buffer("weight_packed", self.kernel.pack(codes))
+            self.register_buffer("row_sums", codes.sum(dim=1, dtype=torch.int32))
             self.register_buffer("scale_fp32", self.scale.float())
+        else:
+            self.register_buffer("weight_int8", codes)
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().to(torch.bfloat16), requires_grad=False)
         self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def codes(self) -> torch.Tensor:
+        """The (out, in) int8 codes, as a view where possible (the packed layout is permuted)."""
+        if self.kernel is None:
+            return self.weight_int8
+        width = self.kernel.pack_width()
+        blocks = self.weight_packed.view(-1, self.in_features // width, 8, width)
+        return blocks.permute(0, 2, 1, 3).reshape(-1, self.in_features)[:self.out_features]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, shape[-1])
-        if self.gemv is not None and rows.shape[0] < MANY_ROWS:
-            out = self.gemv(rows if rows.dtype == torch.bfloat16 else rows.float(), self.weight_int8, self.row_sums,
-                            self.scale_fp32)
-        elif rows.shape[0] >= MANY_ROWS and fast_bf16_gemm():
+        if rows.shape[0] >= MANY_ROWS and fast_bf16_gemm():
             rows = rows.to(torch.bfloat16).contiguous()
-            # Prefill: the int8 kernel is a matrix-vector kernel and slows down linearly with
-            # rows; an exact bf16 copy of the int8 codes (|q| <= 128) goes through oneDNN's
+            # Prefill on CPUs with native bf16: a matrix-vector kernel slows down linearly with
+            # rows; an exact bf16 copy of the int8 codes (|q| <= 127) goes through oneDNN's
             # bf16 GEMM (AMX where the CPU has it), and the scale is applied afterwards.
-            out = torch.nn.functional.linear(rows, self.scratch.as_bf16(self.weight_int8)) * self.scale
+            out = torch.nn.functional.linear(rows, self.scratch.as_bf16(self.codes())) * self.scale
+        elif self.kernel is not None:
+            # Generation steps, and the prefill elsewhere (measured 13 ms for 70 rows of a
+            # 6144x2048 weight on AVX2, against 35 ms for torch's int8 and 37 ms for fp32).
+            out = self.kernel.int8_gemv(rows if rows.dtype == torch.bfloat16 else rows.float(), self.weight_packed,
+                                        self.row_sums, self.scale_fp32)
         else:
             out = torch._weight_int8pack_mm(rows.to(torch.bfloat16).contiguous(), self.weight_int8, self.scale)
         if self.bias is not None:
@@ -123,7 +138,7 @@ class Quantizer:
     linears share a prefill buffer and the kernel choice."""
 
     scheme: str
-    gemv: Callable[..., torch.Tensor] | None = None  # qtts's int8 kernel (engine.kernels), if available
+    kernel: Any = None  # qtts's int8 kernel module (engine.kernels.load()), if available
     min_in_features: int = K_MULTIPLE  # every linear of the real talker and predictor is far wider
     scratch: Scratch = field(default_factory=Scratch)
     mapped: list[tuple[int, int]] = field(default_factory=lambda: safetensors_mappings())
@@ -147,7 +162,7 @@ class Quantizer:
         if linear.in_features < self.min_in_features or not _fits(linear, self.scheme):
             return linear
         if self.scheme == "int8":
-            replacement: nn.Module = Int8Linear(linear, self.scratch, self.gemv)
+            replacement: nn.Module = Int8Linear(linear, self.scratch, self.kernel)
         else:
             replacement = Int4Linear(linear)
         release_pages(linear.weight, self.mapped)

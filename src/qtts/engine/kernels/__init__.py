@@ -1,83 +1,162 @@
-"""qtts's own CPU kernel: a weight-only int8 matrix-vector product with AVX-512 VNNI.
+"""qtts's own CPU kernel: weight-only int8 matrix products, one variant per ISA.
 
-torch's ``_weight_int8pack_mm`` converts every weight to float before multiplying, which
-limits it to ~11 GB/s of weights on this project's 2-core machine, where plain reading
-reaches ~17 GB/s.  ``int8_gemv.cpp`` keeps the weights in int8 and splits each activation
-row into two bytes of a 16-bit quantization, so two VNNI instructions (64 weights each)
-give the exact integer dot product: measured 16.3 GB/s for a 6144x2048 weight (1.48x the
-torch kernel) with activations 100x more precise than the torch kernel's bf16.
+torch's ``_weight_int8pack_mm`` converts every weight to float before multiplying: 11 GB/s
+of weights on a 2-core AVX-512 Xeon and 10.9 GB/s on a 2-core AVX2 EPYC, where plain
+reading reaches 17-24 GB/s.  ``int8_gemv_core.h`` keeps the weights in int8 and multiplies
+them with activations quantized to 16 bits per row, as an exact integer dot product, with
+the instructions each CPU has (AVX-512 VNNI, AVX2, or aarch64's dot product).  All
+variants give bit-identical results.
 
-It is compiled on first use with torch's extension builder (~35 s, once; ``install.sh``
-does it ahead) and linked against the OpenMP runtime torch already loaded, so it runs on
-torch's threads.  Where it cannot be built or run (no compiler, no AVX-512 VNNI, not
-Linux x86-64) ``int8_gemv()`` returns None and the torch kernel is used instead.
+The variant for this CPU is compiled on first use with torch's extension builder (~35 s,
+once; ``install.sh`` does it ahead) and linked against the OpenMP runtime torch already
+loaded, so it runs on torch's threads.  Where it cannot be built or run (no compiler, a CPU
+with none of these ISAs, a build lock held too long) ``int8_gemv()`` returns None and the
+torch kernel is used instead; ``status()`` says why.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import platform
-from collections.abc import Callable
+import shutil
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("int8_gemv.cpp")
-FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni", "-fopenmp"]
+HERE = Path(__file__).parent
+SOURCE = HERE / "int8_gemv.cpp"
+CORE = HERE / "int8_gemv_core.h"
 K_MULTIPLE = 64  # the kernel's input width must be a multiple of this
+# Compiler flags of each variant (the core header picks its code path from them).
+VARIANT_FLAGS = {
+    "avx512vnni": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni"],
+    "avx2": ["-mavx2", "-mfma", "-mf16c"],
+    "neon-dotprod": ["-march=armv8.2-a+dotprod"],
+}
+# A build takes ~35 s; a lock older than this was left by a build that was killed.
+STALE_LOCK_S = 600.0
+LOCK_WAIT_S = float(os.environ.get("QTTS_KERNEL_LOCK_WAIT_S", "120"))
+
+
+def cpu_variant() -> str | None:
+    """The best variant this CPU runs, or None."""
+    import torch
+
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64"):
+        if torch.cpu._is_avx512_supported() and torch.cpu._is_vnni_supported():
+            return "avx512vnni"
+        if torch.cpu._is_avx2_supported():
+            return "avx2"
+        return None
+    if machine in ("aarch64", "arm64"):
+        return "neon-dotprod" if _arm_dotprod() else None
+    return None
+
+
+def _arm_dotprod() -> bool:
+    if platform.system() == "Darwin":  # every Apple Silicon core has it; ask anyway
+        try:
+            out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_DotProd"], capture_output=True, text=True,
+                                 timeout=5).stdout.strip()
+            return out == "1"
+        except (OSError, subprocess.SubprocessError):
+            return False
+    try:
+        return any(line.startswith("Features") and " asimddp" in line
+                   for line in Path("/proc/cpuinfo").read_text().splitlines())
+    except OSError:
+        return False
 
 
 def supported_cpu() -> bool:
-    import torch
-
-    return (platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
-            and torch.cpu._is_avx512_supported() and torch.cpu._is_vnni_supported())
+    return cpu_variant() is not None
 
 
 @functools.cache
-def int8_gemv() -> Callable[..., Any] | None:
-    """``gemv(x (M, K) fp32 or bf16, w_int8 (N, K), row_sums_int32 (N,), scale_fp32 (N,))``
-    -> (M, N) in x's dtype, or None when this machine cannot build or run it."""
+def load() -> Any:
+    """The kernel module for this CPU, or None when this machine cannot build or run it.
+    ``pack(w_int8 (N, K))`` -> packed weights; ``int8_gemv(x (M, K) fp32 or bf16, packed,
+    row_sums_int32 (N,), scale_fp32 (N,))`` -> (M, N) in x's dtype; ``variant()``."""
     status, module = _build()
     if module is None:
         log.info("int8 kernel unavailable (%s); using torch's int8 kernel", status)
-        return None
-    return module.int8_gemv
+    return module
+
+
+def module_name(variant: str) -> str:
+    flags = VARIANT_FLAGS[variant]
+    digest = hashlib.sha256(SOURCE.read_bytes() + CORE.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
+    return f"qtts_int8_{variant.replace('-', '_')}_{digest}"
 
 
 @functools.cache
 def _build() -> tuple[str, Any]:
-    if not supported_cpu():
-        return "this CPU has no AVX-512 VNNI", None
-    import hashlib
-    import shutil
-
-    if shutil.which("c++") is None and shutil.which("g++") is None:
+    variant = cpu_variant()
+    if variant is None:
+        return "this CPU has none of AVX-512 VNNI, AVX2, aarch64 dot product", None
+    if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
         return "no C++ compiler", None
     from torch.utils import cpp_extension
 
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:12]
+    name = module_name(variant)
+    openmp = [] if platform.system() == "Darwin" else ["-fopenmp"]  # Apple's clang has no OpenMP: one thread
+    waited = _wait_for_lock(Path(cpp_extension._get_build_directory(name, verbose=False)) / "lock")
+    if waited:
+        log.warning("qtts's int8 kernel: %s; using torch's kernel", waited)
+        return waited, None
     saved_path = os.environ.get("PATH", "")
     try:
         if shutil.which("ninja") is None:  # the 'ninja' wheel's binary, when the venv is not activated
             import ninja
 
             os.environ["PATH"] = f"{ninja.BIN_DIR}{os.pathsep}{saved_path}"
-        module = cpp_extension.load(name=f"qtts_int8_gemv_{digest}", sources=[str(SOURCE)], extra_cflags=FLAGS,
-                                    extra_ldflags=["-fopenmp"], verbose=False)
+        module = cpp_extension.load(name=name, sources=[str(SOURCE)], extra_include_paths=[str(HERE)],
+                                    extra_cflags=["-O3", *VARIANT_FLAGS[variant], *openmp], extra_ldflags=openmp,
+                                    verbose=False)
     except Exception as exc:  # compiler or linker failure: fall back, say why once
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.warning("could not build qtts's int8 kernel (%s); using torch's, which is slower", first[:200])
         return f"build failed: {first[:120]}", None
     finally:
         os.environ["PATH"] = saved_path
-    return "built", module
+    return f"built ({variant})", module
+
+
+def _wait_for_lock(lock: Path, wait_s: float | None = None) -> str:
+    """torch's builder waits forever on a lock file that a killed build left behind.  A lock
+    older than ``STALE_LOCK_S`` is removed; a fresh one (another process building now) is
+    waited for at most ``wait_s``.  Returns "" when the build may go ahead, else why not."""
+    wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+    deadline = time.monotonic() + wait_s
+    while lock.exists():
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            break
+        if age > STALE_LOCK_S:
+            log.warning("removing a stale build lock %s (%.0f s old)", lock, age)
+            lock.unlink(missing_ok=True)
+            break
+        if time.monotonic() >= deadline:
+            return f"another build has held {lock} for {age:.0f} s (remove it if no build is running)"
+        time.sleep(0.5)
+    return ""
+
+
+def variant() -> str | None:
+    """The variant in use, or None (torch's kernel)."""
+    status, module = _build()
+    return module.variant() if module is not None else None
 
 
 def status() -> str:
     """One line for ``qtts doctor``."""
     reason, module = _build()
-    return "AVX-512 VNNI int8 kernel" if module is not None else f"torch int8 kernel ({reason})"
+    return f"qtts int8 kernel ({module.variant()})" if module is not None else f"torch int8 kernel ({reason})"

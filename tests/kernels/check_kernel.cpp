@@ -1,0 +1,91 @@
+// Standalone check of qtts's int8 kernel core (no torch): every variant against a scalar
+// int64 reference, at the real shapes, with NaN/Inf/zero rows.  Built by
+// tests/unit/test_int8_kernel.py with the variant's flags; for aarch64, cross-compiled and run
+// under qemu-user.  Prints "ok <variant> <cases>" or the first mismatch, exit 1.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "int8_gemv_core.h"
+
+namespace {
+
+int check(int64_t rows, int64_t k, int64_t n, std::mt19937& rng, bool extremes) {
+  std::uniform_int_distribution<int> weight(-127, 127);
+  std::normal_distribution<float> act(0.f, 1.f);
+  std::vector<int8_t> w(n * k);
+  std::vector<int32_t> sums(n, 0);
+  std::vector<float> wscale(n);
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t i = 0; i < k; ++i) {
+      // extremes: every weight at +-127, the worst case for the int32 accumulators
+      const int v = extremes ? ((i + j) % 3 == 0 ? -127 : 127) : weight(rng);
+      w[j * k + i] = static_cast<int8_t>(v);
+      sums[j] += v;
+    }
+    wscale[j] = 0.01f + 0.001f * static_cast<float>(j % 7);
+  }
+  std::vector<float> x(rows * k);
+  for (auto& v : x) v = act(rng);
+  if (extremes)
+    for (int64_t i = 0; i < k; ++i) x[i] = (i + 0) % 3 == 0 ? -1.f : 1.f;  // row 0 hits +-32767 everywhere
+  if (rows > 1) x[1 * k + 5] = NAN;
+  if (rows > 2) x[2 * k + 7] = INFINITY;
+  if (rows > 3)
+    for (int64_t i = 0; i < k; ++i) x[3 * k + i] = 0.f;
+  std::vector<int16_t> q(rows * k);
+  std::vector<float> xscale(rows, 0.f);
+  std::vector<uint8_t> finite(rows);
+  for (int64_t m = 0; m < rows; ++m) finite[m] = qtts::quantize_row(&x[m * k], k, &q[m * k], &xscale[m]);
+  std::vector<uint8_t> hi(rows * k), lo(rows * k);
+  qtts::Planes planes{hi.data(), lo.data()};
+  qtts::prepare_rows(q.data(), rows, k, planes);
+  std::vector<float> out(rows * n, -1.f);
+  std::vector<int8_t> packed(qtts::packed_size(n, k));
+  qtts::pack_weights(w.data(), n, k, packed.data());
+  const qtts::Problem p{packed.data(), sums.data(), wscale.data(), q.data(), planes, xscale.data(), finite.data(),
+                        rows, k, n, out.data()};
+  const int64_t split = n < 5 ? n : 5;  // two ranges, as threads would split them
+  qtts::compute(p, 0, split);
+  qtts::compute(p, split, n);
+  for (int64_t m = 0; m < rows; ++m) {
+    for (int64_t j = 0; j < n; ++j) {
+      const float got = out[m * n + j];
+      if (!finite[m]) {
+        if (!std::isnan(got)) {
+          std::printf("row %lld (rows=%lld k=%lld n=%lld) col %lld with NaN/Inf gave %g, not NaN\n", (long long)m, (long long)rows, (long long)k, (long long)n, (long long)j, got);
+          return 1;
+        }
+        continue;
+      }
+      int64_t dot = 0;
+      for (int64_t i = 0; i < k; ++i) dot += static_cast<int64_t>(w[j * k + i]) * q[m * k + i];
+      const float want = static_cast<float>(static_cast<double>(dot) * xscale[m] * wscale[j]);
+      if (got != want) {
+        std::printf("mismatch rows=%lld k=%lld n=%lld at (%lld, %lld): %.9g != %.9g\n", (long long)rows,
+                    (long long)k, (long long)n, (long long)m, (long long)j, got, want);
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main() {
+  std::mt19937 rng(1234);
+  const int64_t shapes[][3] = {{1, 64, 9},    {1, 2048, 6144 / 64}, {3, 2048, 37}, {4, 6144, 21},
+                               {7, 1024, 19}, {2, 8192, 11},        {70, 2048, 13}, {5, 65536, 3}};
+  int cases = 0;
+  for (const auto& s : shapes) {
+    for (bool extremes : {false, true}) {
+      if (check(s[0], s[1], s[2], rng, extremes)) return 1;
+      ++cases;
+    }
+  }
+  std::printf("ok %s %d\n", qtts::variant_name(), cases);
+  return 0;
+}
