@@ -53,3 +53,21 @@ def reference_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("refs") / "ref.wav"
     sf.write(path, stereo, 44100)
     return path
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001, ANN201
+    """The reliability suite's tally (tests/reliability), when any of it ran."""
+    try:
+        from tests.reliability.conftest import TALLY
+    except ImportError:
+        return
+    if not any(TALLY.passed.values()) and not any(TALLY.failed.values()):
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("reliability tally")
+    for kind, label in (("bad_input", "bad-input classes handled"), ("fault", "fault scenarios survived")):
+        passed, failed = len(TALLY.passed[kind]), len(TALLY.failed[kind])
+        write(f"{label}: {passed}/{passed + failed}" + (f" (failed: {', '.join(TALLY.failed[kind])})" if failed else ""))
+    write(f"jobs lost: {TALLY.jobs_lost} of {TALLY.jobs_checked} checked")
+    if TALLY.health_worst_s is not None:
+        write(f"worst /health latency under load: {TALLY.health_worst_s * 1000:.0f} ms")

@@ -44,6 +44,13 @@ class TooLarge(BadInput):
     http_status = 413
 
 
+class AuthError(QttsError):
+    """The HTTP request lacks the server's API key."""
+
+    category = "auth"
+    http_status = 401
+
+
 class MemoryShortage(QttsError):
     """Not enough RAM to load or run the model."""
 

@@ -20,6 +20,7 @@ DEFAULT_MODEL_ID = "Qwen/Qwen3-TTS-12Hz-1.7B-Base"
 FALLBACK_MODEL_ID = "Qwen/Qwen3-TTS-12Hz-0.6B-Base"
 PRECISIONS = ("int4", "int8", "bf16", "fp32")
 ATTENTION = ("sdpa", "eager")
+MAX_SEED = 2**32 - 1  # seeds are 0..MAX_SEED: what every random generator involved accepts
 
 
 def default_home() -> Path:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from qtts import audio as audio_mod
 from qtts.errors import BadInput, TooLarge
 from qtts.models import check_language, resolve_model
-from qtts.settings import Settings
-from qtts.text import normalize_text
+from qtts.settings import MAX_SEED, Settings
+from qtts.text import is_speakable, normalize_text
 from qtts.voices import VoiceLibrary, validate_voice_id
 
 if TYPE_CHECKING:
@@ -68,8 +68,11 @@ class SpeakRequest:
 def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRequest) -> SpeakRequest:
     """Check everything that does not need the model; return the request with clean text."""
     text = normalize_text(request.text or "")
-    if not text:
-        raise BadInput("the text is empty", hint="pass some words to speak")
+    if not is_speakable(text):
+        raise BadInput("the text has nothing to speak (it is empty, or only punctuation, symbols or emoji)",
+                       hint="pass some words to speak")
+    if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
+        raise BadInput(f"the seed {request.seed} is out of range", hint=f"use a whole number from 0 to {MAX_SEED}")
     if len(text) > settings.max_text_chars:
         raise TooLarge(f"the text has {len(text)} characters; the limit is {settings.max_text_chars}",
                        hint="split it into several requests, or raise QTTS_MAX_TEXT_CHARS")
@@ -177,6 +180,8 @@ def stream_to(settings: Settings, request: SpeakRequest, write: Callable[[bytes]
                        hint="use --format pcm or wav with --stream")
     library = VoiceLibrary(settings.voices_dir)
     request = validate_request(settings, library, request)
+    if request.voice.ref_audio is not None:
+        load_reference(settings, request.voice.ref_audio)  # fail on a bad clip before the load
     check_language(request.language, resolve_model(settings.model_id).languages)
     say = progress or (lambda _message: None)
     say(f"loading {settings.model_id} ({settings.precision}) ...")

@@ -26,8 +26,8 @@ def _wav(seconds=2.0):
 
 
 @pytest.mark.parametrize("body, status, fragment", [
-    ({"input": "", "voice": "alice"}, 400, "text is empty"),
-    ({"input": " \n\t ", "voice": "alice"}, 400, "text is empty"),
+    ({"input": "", "voice": "alice"}, 400, "nothing to speak"),
+    ({"input": " \n\t ", "voice": "alice"}, 400, "nothing to speak"),
     ({"input": "hi", "voice": "ghost"}, 404, "does not exist"),
     ({"input": "hi", "voice": "../x"}, 400, "invalid voice id"),
     ({"input": "hi", "voice": "alice", "language": "Elvish"}, 400, "unsupported language"),

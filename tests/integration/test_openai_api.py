@@ -96,7 +96,7 @@ def test_models_list(client):
 
 
 @pytest.mark.parametrize("kwargs, status, fragment", [
-    ({"input": "   "}, 400, "text is empty"),
+    ({"input": "   "}, 400, "nothing to speak"),
     ({"input": "x" * 4097}, 413, "limit is 4096"),
     ({"voice": "nobody"}, 404, "does not exist"),
     ({"voice": "../../etc/passwd"}, 400, "invalid voice id"),

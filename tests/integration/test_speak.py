@@ -83,7 +83,7 @@ def test_timeout_names_the_chunk_and_leaves_no_file(voice, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--text", "   "], "text is empty"),
+    (["--text", "   "], "nothing to speak"),
     (["--text", "hi", "--language", "Klingon"], "unsupported language"),
     (["--text", "hi", "--out", "x.aac"], "extension"),
     (["--voice-id", "nobody", "--text", "hi"], "does not exist"),

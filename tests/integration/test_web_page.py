@@ -51,7 +51,7 @@ def test_errors_are_shown_not_swallowed(browser, service_url, library_voice):
     page.fill("#text", "   ")
     page.click("#speak")
     page.wait_for_selector("#status.error")
-    assert "text is empty" in page.inner_text("#status")
+    assert "nothing to speak" in page.inner_text("#status")
 
 
 def test_upload_a_voice_from_the_page(browser, service_url, reference_clip):

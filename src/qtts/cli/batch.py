@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from qtts.settings import MAX_SEED
+
 from qtts.cli.options import info, model_options, print_json, with_settings
 from qtts.settings import Settings
 
@@ -20,7 +22,7 @@ from qtts.settings import Settings
 @click.option("--voice-id", default=None, help="Voice for items that name none.")
 @click.option("--language", default=None, help="Language for items that name none (default Auto).")
 @click.option("--format", "fmt", default="wav", show_default=True, help="Format for items that name none.")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None)
 @click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Cap on frames per chunk.")
 @click.option("--via-queue", is_flag=True, help="Submit to a running 'qtts serve' instead of loading the model here.")
 @click.option("--server", default=None, help="With --via-queue: server URL. Env QTTS_SERVER_URL.")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from qtts.settings import MAX_SEED
+
 from qtts.cli.options import info, print_json, settings_from
 
 
@@ -35,7 +37,7 @@ def queue() -> None:
 @click.option("--voice-id", required=True)
 @click.option("--language", default="Auto")
 @click.option("--format", "fmt", default="wav", help="wav flac mp3 ogg opus pcm")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None)
 @click.option("--split-max-chars", type=click.IntRange(min=20), default=None)
 @click.option("--max-frames", type=click.IntRange(min=2), default=None)
 @click.option("--json", "as_json", is_flag=True)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from qtts.settings import MAX_SEED
+
 from qtts import audio as audio_mod
 from qtts.cli.options import info, model_options, print_json, with_settings
 from qtts.errors import BadInput
@@ -27,7 +29,7 @@ from qtts.synthesis import SpeakRequest, VoiceSource, speak_to_file, stream_to
 @click.option("--format", "fmt", default=None, help="Output format when --out is '-' (default wav).")
 @click.option("--split-max-chars", type=click.IntRange(min=20), default=None, help="Longest chunk synthesized at once (default 200).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0), default=None, help="Give up after this many seconds (0 = never).")
-@click.option("--seed", type=int, default=None, help="Random seed for reproducible output.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed for reproducible output.")
 @click.option("--temperature", type=click.FloatRange(min=0.01), default=None)
 @click.option("--top-k", type=click.IntRange(min=1), default=None)
 @click.option("--top-p", type=click.FloatRange(min=0.01, max=1.0), default=None)

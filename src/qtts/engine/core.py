@@ -221,9 +221,10 @@ class Engine:
         if len(text) > self.settings.max_text_chars:
             raise TooLarge(f"the text has {len(text)} characters; the limit is {self.settings.max_text_chars}",
                            hint="split it into several requests, or raise QTTS_MAX_TEXT_CHARS")
-        chunks = split_text(text, options.split_max_chars, options.pack_sentences)
+        chunks = split_text(text, options.split_max_chars, options.pack_sentences, options.language)
         if not chunks:
-            raise BadInput("the text is empty", hint="pass some words to speak")
+            raise BadInput("the text has nothing to speak (it is empty, or only punctuation, symbols or emoji)",
+                           hint="pass some words to speak")
         return chunks
 
     def synthesize_chunks(

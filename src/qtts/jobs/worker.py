@@ -49,7 +49,7 @@ class Worker:
         heartbeat = _Heartbeat(self, job_id)
         try:
             request = validate_request(self.settings, self.library, request_from_dict(job.request))
-            heartbeat.progress(0, len(split_text(request.text, request.split_max_chars)))
+            heartbeat.progress(0, len(split_text(request.text, request.split_max_chars, language=request.language)))
             heartbeat.start()
             engine = self.engine_provider()
             data, summary = synthesize_request(engine, self.library, request, on_chunk=heartbeat.progress,

@@ -8,7 +8,6 @@ worker thread for jobs.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +24,7 @@ from qtts.engine.holder import EngineHolder
 from qtts.errors import QttsError
 from qtts.jobs.queue import JobQueue
 from qtts.jobs.worker import Worker
+from qtts.server.gate import BodyTooLarge, Gate
 from qtts.settings import Settings
 from qtts.voices import VoiceLibrary
 
@@ -73,26 +73,19 @@ def create_app(settings: Settings, engine: "Engine | EngineHolder | None" = None
         if state.worker_thread is not None:
             state.worker_thread.join(timeout=30)
 
-    app = FastAPI(title="qtts", version="0.1.0", lifespan=lifespan,
-                  dependencies=[Depends(_require_api_key)])
+    app = FastAPI(title="qtts", version="0.1.0", lifespan=lifespan)
     app.state.qtts = AppState(settings=settings, engine=holder, library=VoiceLibrary(settings.voices_dir),
                               queue=queue or JobQueue(settings))
     _install_error_handlers(app)
 
-    @app.middleware("http")
-    async def refuse_oversized(request: Request, call_next):  # noqa: ANN001, ANN202
-        # Refuse before the body is read: multipart parsing would otherwise spool it all.
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > settings.max_upload_bytes + 1024 * 1024:
-            limit = settings.max_upload_bytes // (1024 * 1024)
-            return JSONResponse(error_body(f"the request body is over {limit} MiB", 413, "too_large",
-                                           "send a shorter clip (3-15 s is best)"), status_code=413)
-        return await call_next(request)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"])
+
+    # Outermost: the key and the body cap are checked before anything reads the body.
+    app.add_middleware(Gate, api_key=settings.api_key, max_body_bytes=settings.max_upload_bytes, error_body=error_body)
 
     from qtts.server import routes_jobs, routes_openai, routes_voices
 
@@ -122,21 +115,6 @@ def create_app(settings: Settings, engine: "Engine | EngineHolder | None" = None
     return app
 
 
-class AuthError(QttsError):
-    category = "auth"
-    http_status = 401
-
-
-def _require_api_key(request: Request) -> None:
-    key = state_of(request).settings.api_key
-    if not key or request.url.path in ("/health", "/"):
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
-        raise AuthError("missing or wrong API key", hint="send 'Authorization: Bearer <key>' (the server's --api-key)")
-
-
 def error_body(message: str, status: int, code: str, hint: str = "") -> dict[str, Any]:
     error = {"message": message, "type": _ERROR_TYPES.get(status, "server_error"), "code": code}
     if hint:
@@ -156,6 +134,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, BodyTooLarge):
+            return await qtts_error(_request, exc.error)
         return JSONResponse(error_body(str(exc.detail), exc.status_code, f"http_{exc.status_code}"),
                             status_code=exc.status_code)
 
