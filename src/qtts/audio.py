@@ -12,10 +12,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from qtts.errors import BadInput, TooLarge
+from qtts.errors import BadInput, TooLarge, os_error
 
 SAMPLE_RATE = 24_000
 REFERENCE_PAD_S = 0.5  # silence appended to references: the reported mitigation for runaway generation
@@ -61,24 +62,48 @@ def check_format(name: str) -> str:
     return name
 
 
-def decode_audio(data: bytes | Path, *, what: str = "audio") -> Audio:
-    """Read any supported file (path or bytes) to 24 kHz mono float32."""
+MAX_CHANNELS = 8
+RATE_RANGE = (4_000, 384_000)
+
+
+def decode_audio(data: bytes | Path, *, what: str = "audio", max_seconds: float | None = None) -> Audio:
+    """Read any supported file (path or bytes) to 24 kHz mono float32.
+
+    The header is checked first (channels, rate, and ``max_seconds``), so that a long or
+    odd file is refused before it is decoded; NaN or Inf samples are refused after."""
     import soundfile as sf
 
-    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else str(data)
     if isinstance(data, Path) and not data.is_file():
         raise BadInput(f"{what} file {data} does not exist", hint="check the path")
     if isinstance(data, (bytes, bytearray)) and not data:
         raise BadInput(f"{what} is empty", hint="upload a wav, flac, mp3 or ogg file")
+
+    def source() -> Any:
+        return io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else str(data)
+
     try:
-        samples, rate = sf.read(source, dtype="float32", always_2d=True)
+        header = sf.info(source())
+        _check_header(header.channels, header.samplerate, header.frames, what, max_seconds)
+        samples, rate = sf.read(source(), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise BadInput(f"{what} could not be decoded as audio ({exc})",
                        hint="use a wav, flac, mp3 or ogg file") from exc
     if samples.size == 0:
         raise BadInput(f"{what} contains no samples", hint="record a clip of a few seconds")
+    if not np.isfinite(samples).all():
+        raise BadInput(f"{what} holds invalid samples (NaN or infinity)", hint="re-export the clip as 16-bit PCM WAV")
     mono = samples.mean(axis=1)
     return Audio(resample(mono, int(rate), SAMPLE_RATE), SAMPLE_RATE)
+
+
+def _check_header(channels: int, rate: int, frames: int, what: str, max_seconds: float | None) -> None:
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise BadInput(f"{what} has {channels} channels", hint="use a mono or stereo clip")
+    if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
+        raise BadInput(f"{what} has a sample rate of {rate} Hz", hint="use a clip sampled at 16-48 kHz")
+    if max_seconds is not None and frames > 0 and frames / rate > max_seconds:
+        raise TooLarge(f"{what} is {frames / rate:.1f} s; the limit is {max_seconds:.0f} s",
+                       hint="trim it to 3-15 s of clean speech")
 
 
 def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -91,7 +116,7 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 def prepare_reference(audio: Audio, max_seconds: float) -> Audio:
     """Validate a reference clip's length and append the short silence qwen_tts users add."""
-    if audio.duration_s > max_seconds:
+    if audio.duration_s > max_seconds:  # also checked from the header, before decoding (decode_audio)
         raise TooLarge(f"reference audio is {audio.duration_s:.1f} s; the limit is {max_seconds:.0f} s",
                        hint="trim it to 3-15 s of clean speech")
     if audio.duration_s < MIN_REFERENCE_S:
@@ -147,19 +172,38 @@ def media_type(fmt: str) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same directory, then rename: never a partial file."""
+    """Write through a temporary file in the same directory, then rename: never a partial file.
+    A full disk raises ``DiskFull``, an unwritable place ``BadInput``."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     except OSError as exc:
-        raise BadInput(f"cannot write {path}: {exc.strerror or exc}", hint="choose a writable location for --out") from exc
+        raise os_error(exc, str(path)) from exc
     try:
         with os.fdopen(handle, "wb") as tmp:
             tmp.write(data)
             tmp.flush()
+            os.fchmod(tmp.fileno(), 0o666 & ~current_umask())  # mkstemp makes 0600; files follow the umask
             os.fsync(tmp.fileno())
         os.replace(tmp_name, path)
+    except OSError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise os_error(exc, str(path)) from exc
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

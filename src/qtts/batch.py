@@ -93,7 +93,14 @@ def _csv_rows(text: str) -> Iterator[tuple[int, dict | str]]:
         yield reader.line_num, {k: v for k, v in row.items() if k is not None}
 
 
+FIELDS = ("id", "text", "voice", "language", "format")
+
+
 def _item(line: int, row: dict[str, Any]) -> BatchItem | BadLine:
+    for name in FIELDS:
+        value = row.get(name)
+        if value is not None and not isinstance(value, str) and not (name == "id" and isinstance(value, int)):
+            return BadLine(line, f"field {name!r} must be a string, not {type(value).__name__}")
     text = row.get("text")
     if not isinstance(text, str) or not text.strip():
         return BadLine(line, "empty or missing 'text'")

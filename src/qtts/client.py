@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtts.errors import BadInput, NotFound, QttsError, TooLarge
-
-
-class ServerUnavailable(QttsError):
-    category = "server"
+from qtts.errors import ServerUnavailable, from_category
 
 
 class Client:
@@ -33,10 +29,7 @@ class Client:
             except ValueError:
                 error = {}
             message = error.get("message") or f"HTTP {response.status_code}"
-            hint = error.get("hint", "")
-            kind = {404: NotFound, 413: TooLarge}.get(response.status_code,
-                                                     BadInput if response.status_code < 500 else QttsError)
-            raise kind(message, hint=hint)
+            raise from_category(str(error.get("code", "")), message, error.get("hint", ""), response.status_code)
         return response
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -160,7 +160,7 @@ def pull_model(model_id: str) -> Path:
         raise ModelUnavailable(
             f"could not download {repo_id}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
             hint="check the repo id and your connection (HF_ENDPOINT / HF_TOKEN); "
-            f"or copy a snapshot to a directory and pass it as --model-id",
+            "or copy a snapshot to a directory and pass it as --model-id",
         ) from exc
 
 

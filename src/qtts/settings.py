@@ -64,10 +64,17 @@ class Settings:
     queue_url: str = ""  # "" = embedded SQLite; redis://… or postgresql://… to share work across machines
     artifacts_dir: str = ""  # job audio; "" = <home>/jobs (use a shared path when distributed)
     job_lease_s: float = 30.0  # a job whose worker stops renewing this lease is run again
+    job_max_attempts: int = 3  # runs of a job whose worker keeps dying; then it fails (worker_died)
+    job_retention: str = "7d"  # finished jobs and their audio are deleted this long after (s, m, h, d; "0" = never)
     max_upload_bytes: int = 20 * 1024 * 1024
     server_url: str = ""  # where 'qtts queue' and 'qtts batch --via-queue' send work; "" = http://host:port
     embedded_worker: bool = True  # 'qtts serve' runs jobs itself
     cors_origins: str = ""  # comma-separated; "" = CORS off
+
+    @property
+    def job_retention_s(self) -> float:
+        """``job_retention`` in seconds (0 = keep forever)."""
+        return parse_duration(self.job_retention, "job_retention")
 
     @property
     def voices_dir(self) -> Path:
@@ -127,8 +134,25 @@ class Settings:
                            hint=f"choose one of {', '.join(ATTENTION)}")
         if self.split_max_chars < 20:
             raise BadInput("split_max_chars must be at least 20", hint="the CPU default is 200")
+        if self.job_max_attempts < 1:
+            raise BadInput("job_max_attempts must be at least 1", hint="the default is 3")
+        self.job_retention_s  # noqa: B018 (validates the duration)
         if self.cpu_threads < 0:
             raise BadInput("cpu_threads must be 0 (auto) or a positive number", hint="e.g. --cpu-threads 2")
+
+
+def parse_duration(value: str, name: str = "duration") -> float:
+    """'90' or '90s', '15m', '12h', '7d' -> seconds."""
+    text = str(value).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        seconds = -1
+    if not seconds >= 0 or seconds == float("inf"):
+        raise BadInput(f"{name} {value!r} is not a duration", hint="e.g. 3600, 90m, 12h or 7d (0 = never)")
+    return seconds
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

@@ -93,7 +93,8 @@ def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRe
 
 
 def load_reference(settings: Settings, ref_audio: Path | bytes) -> audio_mod.Audio:
-    decoded = audio_mod.decode_audio(ref_audio, what="reference audio")
+    # the pad added by prepare_reference is not counted against the limit
+    decoded = audio_mod.decode_audio(ref_audio, what="reference audio", max_seconds=settings.max_reference_s)
     return audio_mod.prepare_reference(decoded, settings.max_reference_s)
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -85,12 +86,13 @@ class VoiceLibrary:
             (staging / "reference.wav").write_bytes(audio_mod.encode(reference, "wav"))
             prompt.save(staging / f"prompt.{engine.family}.safetensors")
             _write_meta(staging, info)
+            os.chmod(staging, 0o777 & ~audio_mod.current_umask())  # mkdtemp makes 0700
             if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        except BaseException:
+                _swap_directories(staging, target)  # staging now holds the old voice
+            else:
+                staging.rename(target)
+        finally:
             shutil.rmtree(staging, ignore_errors=True)
-            raise
         return info
 
     def get(self, voice_id: str) -> VoiceInfo:
@@ -128,7 +130,9 @@ class VoiceLibrary:
             return VoicePrompt.load(path)
         reference = audio_mod.decode_audio(directory / "reference.wav", what="stored reference")
         prompt = engine.create_prompt(reference, info.ref_text or None, info.mode == "x_vector")
-        tmp = directory / f".{path.name}.{os.getpid()}.part"
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+        os.close(handle)
+        tmp = Path(tmp_name)
         try:
             prompt.save(tmp)
             tmp.replace(path)
@@ -137,6 +141,26 @@ class VoiceLibrary:
         families = tuple(dict.fromkeys((*info.families, engine.family)))
         _write_meta(directory, VoiceInfo(**{**asdict(info), "families": families}))
         return prompt
+
+
+def _swap_directories(new: Path, old: Path) -> None:
+    """Put ``new`` in the place of ``old`` in one step, leaving the old contents at ``new``.
+
+    Linux's ``renameat2(RENAME_EXCHANGE)`` swaps the two names atomically, so a reader sees
+    the old voice or the new one, never none.  Elsewhere: rename aside, then into place."""
+    import ctypes
+
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = getattr(libc, "renameat2", None)
+        if renameat2 is not None:
+            at_fdcwd, rename_exchange = -100, 2
+            if renameat2(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(old), rename_exchange) == 0:
+                return
+    aside = new.with_name(new.name + ".old")
+    old.rename(aside)
+    new.rename(old)
+    aside.rename(new)
 
 
 def _write_meta(directory: Path, info: VoiceInfo) -> None:

@@ -8,7 +8,6 @@ import statistics
 import time
 
 import httpx
-import pytest
 
 from qtts.jobs.model import SUCCEEDED
 from qtts.jobs.queue import JobQueue
@@ -53,7 +52,7 @@ def test_redis_two_workers_twenty_concurrent_jobs(service_settings, tiny_engine,
     assert [j.attempts for j in jobs] == [1] * 20  # each ran exactly once
     assert len({j.worker for j in jobs}) == 2  # both workers took jobs
     artifacts = sorted(p.name for p in settings.artifacts_path.iterdir())
-    assert artifacts == sorted(f"{i}.wav" for i in ids)
+    assert artifacts == sorted(f"{i}.a1.wav" for i in ids)  # one attempt each
 
 
 def _long_request(voice):
@@ -79,7 +78,7 @@ def test_worker_killed_mid_job_the_job_completes_after_restart(service_settings,
         stop(first)
     assert final.status == SUCCEEDED, final.error_message
     assert final.attempts == 2
-    assert [p.name for p in service_settings.artifacts_path.iterdir()] == [f"{job.id}.wav"]  # one artifact, no partials
+    assert [p.name for p in service_settings.artifacts_path.iterdir()] == [f"{job.id}.a2.wav"]  # one artifact, no partials
 
 
 def test_server_restart_keeps_queued_jobs(service_settings, library_voice, tmp_path):

@@ -1,6 +1,5 @@
 """qtts queue submit/status/fetch/list against a running server (real qwen_tts, tiny checkpoint)."""
 
-import io
 import json
 
 import soundfile as sf

@@ -1,3 +1,4 @@
+import errno
 import io
 
 import numpy as np
@@ -5,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from qtts import audio
-from qtts.errors import BadInput, TooLarge
+from qtts.errors import BadInput, DiskFull, TooLarge
 
 
 def _tone(seconds, rate=24000, channels=1):
@@ -74,12 +75,26 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     target = tmp_path / "out.wav"
 
     def fail(*_args):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(audio.os, "replace", fail)
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFull, match="no space left"):
         audio.write_atomic(target, b"data")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_follows_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        audio.write_atomic(tmp_path / "a.wav", b"x")
+        os.umask(0o077)
+        audio.write_atomic(tmp_path / "b.wav", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.wav").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.wav").stat().st_mode & 0o777 == 0o600
 
 
 def test_join_inserts_gaps():

@@ -3,8 +3,9 @@
 import pytest
 from click.testing import CliRunner
 
-from qtts.cli.main import EXIT_CODES, cli
-from qtts.errors import BadInput, DependencyProblem, MemoryShortage, ModelUnavailable, QttsError
+from qtts import errors
+from qtts.cli.main import cli
+from qtts.errors import BadInput, DependencyProblem, DiskFull, MemoryShortage, ModelUnavailable, QttsError, WorkerDied
 
 
 @pytest.mark.parametrize("error, code", [
@@ -12,6 +13,8 @@ from qtts.errors import BadInput, DependencyProblem, MemoryShortage, ModelUnavai
     (ModelUnavailable("missing", hint="pull it"), 3),
     (MemoryShortage("small", hint="use 0.6b"), 4),
     (DependencyProblem("broken", hint="reinstall"), 5),
+    (DiskFull("full", hint="free space"), 9),
+    (WorkerDied("died", hint="shorter"), 10),
 ])
 def test_errors_print_message_and_hint_without_traceback(monkeypatch, error, code):
     import qtts.voices
@@ -21,7 +24,7 @@ def test_errors_print_message_and_hint_without_traceback(monkeypatch, error, cod
 
     monkeypatch.setattr(qtts.voices.VoiceLibrary, "list", boom)
     result = CliRunner().invoke(cli, ["clone", "list"])
-    assert result.exit_code == code == EXIT_CODES[error.category]
+    assert result.exit_code == code == errors.exit_code_for(error.category)
     assert f"error: {error.message}" in result.stderr
     assert f"hint: {error.hint}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -41,3 +44,21 @@ def test_help_does_not_import_torch():
 
     code = "import sys; from qtts.cli.main import cli; assert 'torch' not in sys.modules and 'qwen_tts' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_error_class_has_its_own_category_and_round_trips_through_the_http_client_table():
+    classes = errors._all_classes()
+    categories = [cls.category for cls in classes]
+    assert len(categories) == len(set(categories))
+    for cls in classes:
+        rebuilt = errors.from_category(cls.category, "m", "h", cls.http_status)
+        assert type(rebuilt) is cls and rebuilt.hint == "h"
+        assert cls is QttsError or cls.exit_code != 1  # only an unknown error (a bug) exits 1
+    assert type(errors.from_category("unheard-of", "m", http_status=418)) is BadInput
+
+
+def test_a_full_disk_is_its_own_error():
+    import errno
+
+    assert isinstance(errors.os_error(OSError(errno.ENOSPC, "No space left on device"), "x"), DiskFull)
+    assert type(errors.os_error(OSError(errno.EACCES, "Permission denied"), "x")) is BadInput

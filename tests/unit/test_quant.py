@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-from qtts.engine import kernels
 from qtts.engine.code_predictor import _sample
 from qtts.engine.quant import MANY_ROWS, Int4Linear, Int8Linear, Quantizer, fast_bf16_gemm
 

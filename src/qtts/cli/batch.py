@@ -9,10 +9,9 @@ from typing import Any
 
 import click
 
-from qtts.settings import MAX_SEED
 
 from qtts.cli.options import info, model_options, print_json, with_settings
-from qtts.settings import Settings
+from qtts.settings import MAX_SEED, Settings
 
 
 @click.command()

@@ -53,6 +53,6 @@ def doctor(settings: Settings, run_smoke: bool, voice_id: str, as_json: bool) ->
 
 
 def _exit_code(exc: Exception) -> int:
-    from qtts.cli.main import EXIT_CODES
+    from qtts.errors import exit_code_for
 
-    return EXIT_CODES.get(getattr(exc, "category", ""), 1)
+    return exit_code_for(getattr(exc, "category", ""))

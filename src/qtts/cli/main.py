@@ -1,7 +1,7 @@
 """The ``qtts`` command: a click group whose commands live one group per module.
 
 Errors are mapped here, once: a ``QttsError`` prints ``error: …`` and ``hint: …`` on stderr
-and exits with its category's code; a traceback only with ``--debug`` or ``QTTS_DEBUG=1``.
+and exits with its class's ``exit_code`` (the table is ``qtts.errors``); a traceback only with ``--debug`` or ``QTTS_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,6 @@ import click
 
 from qtts.errors import QttsError
 
-EXIT_CODES = {
-    "input": 2, "not_found": 2, "too_large": 2, "model": 3, "memory": 4, "dependency": 5,
-    "timeout": 6, "cancelled": 7, "server": 8,
-}
-
 
 class QttsGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
@@ -31,7 +26,7 @@ class QttsGroup(click.Group):
             click.echo(f"error: {exc.message}", err=True)
             if exc.hint:
                 click.echo(f"hint: {exc.hint}", err=True)
-            ctx.exit(EXIT_CODES.get(exc.category, 1))
+            ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
+from qtts.errors import BadInput
 from qtts.settings import ATTENTION, PRECISIONS, Settings
 
 MODEL_OPTION_NAMES = ("model_id", "precision", "decoder_precision", "cpu_threads", "attn_implementation",
@@ -69,3 +72,40 @@ def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
         return ctx.invoke(func, *args, settings=settings, **kwargs)
 
     return wrapper
+
+
+def text_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The text to speak, the same way in every command: TEXT, --text, --text-file, or stdin."""
+    decorators = [
+        click.argument("text_arg", metavar="[TEXT]", required=False),
+        click.option("--text", help="Text to speak (or TEXT, --text-file, or stdin)."),
+        click.option("--text-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Read the text from a UTF-8 file ('-' for stdin)."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def read_text(text_arg: str | None, text: str | None, text_file: Path | None) -> str:
+    """The text given by ``text_options`` (stdin when none is given and stdin is not a terminal)."""
+    given = [v for v in (text_arg, text, text_file) if v is not None]
+    if len(given) > 1:
+        raise BadInput("give the text once", hint="use one of TEXT, --text or --text-file")
+    if text_file is not None and str(text_file) != "-":
+        try:
+            return _utf8(text_file.read_bytes(), f"text file {text_file}")
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise BadInput(f"text file {text_file} does not exist", hint="check the path") from exc
+    if given and text_file is None:
+        return str(given[0])
+    if text_file is not None or not sys.stdin.isatty():
+        return _utf8(sys.stdin.buffer.read(), "the text on stdin")
+    raise BadInput("no text given", hint="pass TEXT, --text, --text-file, or pipe text on stdin")
+
+
+def _utf8(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{what} is not UTF-8 text (byte {exc.start})", hint="convert it to UTF-8") from exc

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from qtts.settings import MAX_SEED
 
-from qtts.cli.options import info, print_json, settings_from
+from qtts.cli.options import info, print_json, read_text, settings_from, text_options
+from qtts.settings import MAX_SEED
 
 
 def _client(ctx: click.Context):  # noqa: ANN202
@@ -32,8 +32,7 @@ def queue() -> None:
 
 
 @queue.command()
-@click.argument("text_arg", metavar="[TEXT]", required=False)
-@click.option("--text-file", type=click.Path(dir_okay=False, path_type=Path))
+@text_options
 @click.option("--voice-id", required=True)
 @click.option("--language", default="Auto")
 @click.option("--format", "fmt", default="wav", help="wav flac mp3 ogg opus pcm")
@@ -43,23 +42,11 @@ def queue() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @server_options
 @click.pass_context
-def submit(ctx: click.Context, server: str | None, api_key: str | None, text_arg: str | None,
+def submit(ctx: click.Context, server: str | None, api_key: str | None, text_arg: str | None, text: str | None,
            text_file: Path | None, voice_id: str, language: str, fmt: str, seed: int | None,
            split_max_chars: int | None, max_frames: int | None, as_json: bool) -> None:
-    """Submit TEXT (or --text-file, or stdin); prints the job id."""
-    from qtts.errors import BadInput
-
-    if text_file is not None:
-        text = text_file.read_text(encoding="utf-8") if text_file.is_file() else None
-        if text is None:
-            raise BadInput(f"text file {text_file} does not exist", hint="check the path")
-    elif text_arg is not None:
-        text = text_arg
-    elif not sys.stdin.isatty():
-        text = sys.stdin.read()
-    else:
-        raise BadInput("no text given", hint="pass TEXT, --text-file, or pipe text on stdin")
-    body = {"input": text, "voice": voice_id, "language": language, "response_format": fmt, "seed": seed,
+    """Submit TEXT (or --text, --text-file, or stdin); prints the job id."""
+    body = {"input": read_text(text_arg, text, text_file), "voice": voice_id, "language": language, "response_format": fmt, "seed": seed,
             "split_max_chars": split_max_chars, "max_frames": max_frames}
     job = _client(ctx).submit({k: v for k, v in body.items() if v is not None})
     if as_json:
@@ -140,3 +127,23 @@ def cancel(ctx: click.Context, server: str | None, api_key: str | None, job_id: 
     """Cancel a queued or running job."""
     click.echo(_client(ctx).cancel(job_id)["status"])
 
+
+
+@queue.command()
+@click.option("--older-than", default=None,
+              help="Delete finished jobs older than this (e.g. 12h, 7d, 0 = all finished); default the retention "
+              "setting (QTTS_JOB_RETENTION, 7d).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def prune(ctx: click.Context, older_than: str | None, as_json: bool) -> None:
+    """Delete finished jobs and their audio from this machine's queue (or QTTS_QUEUE_URL's)."""
+    from qtts.jobs.queue import JobQueue
+    from qtts.settings import parse_duration
+
+    settings = settings_from(ctx)
+    seconds = None if older_than is None else parse_duration(older_than, "--older-than")
+    removed = JobQueue(settings).prune(seconds)
+    if as_json:
+        print_json({"pruned": removed})
+    else:
+        info(f"pruned {len(removed)} finished job(s)")

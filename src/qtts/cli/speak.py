@@ -7,19 +7,16 @@ from pathlib import Path
 
 import click
 
-from qtts.settings import MAX_SEED
 
 from qtts import audio as audio_mod
-from qtts.cli.options import info, model_options, print_json, with_settings
+from qtts.cli.options import info, model_options, print_json, read_text, text_options, with_settings
 from qtts.errors import BadInput
-from qtts.settings import Settings
+from qtts.settings import MAX_SEED, Settings
 from qtts.synthesis import SpeakRequest, VoiceSource, speak_to_file, stream_to
 
 
 @click.command()
-@click.argument("text_arg", metavar="[TEXT]", required=False)
-@click.option("--text", help="Text to speak (or TEXT, --text-file, or stdin).")
-@click.option("--text-file", type=click.Path(dir_okay=False, path_type=Path), help="Read the text from a file ('-' for stdin).")
+@text_options
 @click.option("--voice-id", help="A voice from the library ('qtts clone list').")
 @click.option("--ref-audio", type=click.Path(dir_okay=False, path_type=Path), help="Ad-hoc reference clip instead of --voice-id.")
 @click.option("--ref-text", help="Transcript of --ref-audio (ICL mode).")
@@ -60,7 +57,7 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
         raise BadInput("--json and --out - both want stdout", hint="write the audio to a file with --out FILE")
     output_format = audio_mod.check_format(fmt or "wav") if to_stdout else audio_mod.format_for_path(out)
     request = SpeakRequest(
-        text=_read_text(text_arg, text, text_file),
+        text=read_text(text_arg, text, text_file),
         voice=VoiceSource(voice_id=voice_id, ref_audio=ref_audio, ref_text=ref_text, x_vector_only=x_vector_only),
         language=language or settings.language,
         output_format=output_format,
@@ -94,23 +91,3 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
          + ("" if to_stdout else f" -> {out}"))
     if as_json:
         print_json(summary)
-
-
-def _read_text(text_arg: str | None, text: str | None, text_file: Path | None) -> str:
-    given = [v for v in (text_arg, text, text_file) if v is not None]
-    if len(given) > 1:
-        raise BadInput("give the text once", hint="use one of TEXT, --text or --text-file")
-    if text_file is not None:
-        if str(text_file) == "-":
-            return sys.stdin.read()
-        try:
-            return text_file.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise BadInput(f"text file {text_file} does not exist", hint="check the path") from exc
-        except UnicodeDecodeError as exc:
-            raise BadInput(f"text file {text_file} is not UTF-8 text", hint="convert it to UTF-8") from exc
-    if given:
-        return str(given[0])
-    if not sys.stdin.isatty():
-        return sys.stdin.read()
-    raise BadInput("no text given", hint="pass TEXT, --text, --text-file, or pipe text on stdin")

@@ -6,18 +6,13 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from qtts.errors import QttsError
+from qtts.errors import NotReady, QttsError
 from qtts.settings import Settings
 
 if TYPE_CHECKING:
     from qtts.engine.core import Engine
 
 log = logging.getLogger(__name__)
-
-
-class NotReady(QttsError):
-    category = "not_ready"
-    http_status = 503
 
 
 class EngineHolder:

@@ -9,11 +9,18 @@ Delivery is at-least-once.  Huey removes a message when a worker dequeues it, so
 killed mid-job would lose it; ``recover()`` (run by every worker at start and periodically)
 puts back jobs whose lease expired and re-enqueues queued jobs that have no message.  A
 job delivered twice is claimed once (``JobStore.claim``), so duplicates are harmless.
+
+Messages are JSON carrying one job id (``JobIdSerializer``), never pickles: whoever can
+write to the queue's storage could otherwise run code on every worker.  Finished jobs are
+deleted with their audio ``job_retention`` after they finish (``prune``), by every worker
+once an hour and by ``qtts queue prune``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +35,35 @@ from qtts.synthesis import SpeakRequest
 log = logging.getLogger(__name__)
 
 TASK_NAME = "qtts.synthesize_job"
+MESSAGE_NAME = f"{__name__}.{TASK_NAME}"  # how Huey's registry names the task in a message
+JOB_ID = re.compile(r"^job_[0-9a-f]{20}$")
+PRUNE_EVERY_S = 3600.0
+
+
+def _serializer() -> Any:
+    from huey.registry import Message
+    from huey.serializer import Serializer
+
+    class JobIdSerializer(Serializer):
+        """Huey messages as ``{"id", "name", "job"}`` JSON; anything else is refused both ways."""
+
+        def _serialize(self, data: Any) -> bytes:
+            if not (isinstance(data, Message) and data.name == MESSAGE_NAME and len(data.args or ()) == 1
+                    and not data.kwargs and isinstance(data.args[0], str) and JOB_ID.fullmatch(data.args[0])):
+                raise ValueError(f"qtts's queue carries only job ids, not {type(data).__name__}")
+            return json.dumps({"id": data.id, "name": data.name, "job": data.args[0]}).encode()
+
+        def _deserialize(self, data: bytes) -> Any:
+            try:
+                value = json.loads(bytes(data).decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise ValueError("refused a queue message that is not qtts's JSON (a pickle?)") from exc
+            if not (isinstance(value, dict) and set(value) == {"id", "name", "job"} and value["name"] == MESSAGE_NAME
+                    and isinstance(value["id"], str) and isinstance(value["job"], str) and JOB_ID.fullmatch(value["job"])):
+                raise ValueError("refused a queue message that is not a qtts job id")
+            return Message(value["id"], MESSAGE_NAME, None, 0, 0, None, (value["job"],), {})
+
+    return JobIdSerializer()
 
 
 def make_store(settings: Settings) -> JobStore:
@@ -46,12 +82,13 @@ def make_huey(settings: Settings) -> Any:
 
     url = settings.queue_url
     # results=False: audio goes to files and status to our table, never to Huey's result store.
+    serializer = _serializer()
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisHuey("qtts", url=url, results=False)
+        return RedisHuey("qtts", url=url, results=False, serializer=serializer)
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresHuey("qtts", dsn=url, results=False)
+        return PostgresHuey("qtts", dsn=url, results=False, serializer=serializer)
     settings.home.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("qtts", filename=str(settings.home / "queue.db"), results=False)
+    return SqliteHuey("qtts", filename=str(settings.home / "queue.db"), results=False, serializer=serializer)
 
 
 class JobQueue:
@@ -85,7 +122,7 @@ class JobQueue:
 
     def recover(self) -> list[str]:
         """Re-enqueue jobs that a dead worker held, and queued jobs without a message."""
-        requeued = self.store.requeue_expired()
+        requeued = self.store.requeue_expired(self.settings.job_max_attempts)
         pending = self.pending_job_ids()
         missing = [i for i in self.store.ids_with_status(QUEUED) if i not in pending]
         for job_id in missing:
@@ -94,12 +131,26 @@ class JobQueue:
             log.warning("recovered jobs: %d from expired leases, %d without a queue message", len(requeued), len(missing))
         return missing
 
+    def prune(self, older_than_s: float | None = None) -> list[str]:
+        """Delete finished jobs older than ``older_than_s`` (default: the retention setting)
+        and their audio; return their ids.  A retention of 0 keeps everything."""
+        keep_s = self.settings.job_retention_s if older_than_s is None else older_than_s
+        if keep_s <= 0 and older_than_s is None:
+            return []
+        removed = self.store.prune(time.time() - keep_s)
+        for job in removed:
+            for path in self.artifacts_dir.glob(f"{job.id}.*"):
+                path.unlink(missing_ok=True)
+        if removed:
+            log.info("pruned %d finished jobs", len(removed))
+        return [job.id for job in removed]
+
     def work(self, handler: Callable[[str], None], stop: threading.Event, poll_s: float = 0.2,
              recover_every_s: float = 5.0) -> None:
         """Run jobs until ``stop`` is set: our own loop around ``huey.dequeue``/``execute``
         (Huey's consumer installs signal handlers, which only work in the main thread)."""
         self._handler = handler
-        next_recovery = 0.0
+        next_recovery = next_prune = 0.0
         while not stop.is_set():
             if time.monotonic() >= next_recovery:
                 try:
@@ -107,6 +158,12 @@ class JobQueue:
                 except Exception:  # the queue backend may be briefly unavailable; try again later
                     log.exception("job recovery failed")
                 next_recovery = time.monotonic() + recover_every_s
+            if time.monotonic() >= next_prune:
+                try:
+                    self.prune()
+                except Exception:
+                    log.exception("pruning finished jobs failed")
+                next_prune = time.monotonic() + PRUNE_EVERY_S
             try:
                 task = self.huey.dequeue()
             except Exception:

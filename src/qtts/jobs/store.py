@@ -6,6 +6,13 @@ the table in SQLite (one file in the qtts home; the embedded default) or in Post
 the only shared service.  Every state change is one atomic statement, so that a message
 delivered twice (at-least-once delivery) is claimed once, and only the worker holding a
 job's lease can finish it.
+
+Fencing: a claim increments ``attempts``, and the attempt number is the claim's token.
+Heartbeats and ``finish`` apply only while both the worker name and the attempt number
+still match, so a worker that lost its lease (and was replaced) can neither renew it nor
+finish the job or publish its artifact.  A job is claimed at most ``max_attempts`` times;
+one whose lease expires on its last attempt (its worker died each time, e.g. killed by
+what the job does) becomes ``failed`` with the category ``worker_died``.
 """
 
 from __future__ import annotations
@@ -19,8 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from qtts.errors import BadInput, NotFound
-from qtts.jobs.model import CANCELLED, FINAL, QUEUED, RUNNING, Job, dumps
+from qtts.errors import BadInput, NotFound, WorkerDied
+from qtts.jobs.model import CANCELLED, FAILED, FINAL, QUEUED, RUNNING, Job, dumps
 
 _COLUMNS = ("id", "status", "request", "created_at", "updated_at", "chunks_done", "chunks_total", "attempts",
             "worker", "lease_until", "cancel_requested", "error_category", "error_message", "error_hint",
@@ -31,12 +38,22 @@ class JobStore(Protocol):
     def create(self, job_id: str, request: dict[str, Any]) -> Job: ...
     def get(self, job_id: str) -> Job: ...
     def list(self, limit: int = 20, offset: int = 0, status: str | None = None) -> tuple[list[Job], int]: ...
-    def claim(self, job_id: str, worker: str, lease_s: float) -> Job | None: ...
-    def heartbeat(self, job_id: str, worker: str, lease_s: float, done: int, total: int) -> Job | None: ...
-    def finish(self, job_id: str, worker: str, status: str, **values: Any) -> bool: ...
+    def claim(self, job_id: str, worker: str, lease_s: float, max_attempts: int) -> Job | None: ...
+    def heartbeat(self, job_id: str, worker: str, attempt: int, lease_s: float, done: int,
+                  total: int) -> Job | None: ...
+    def finish(self, job_id: str, worker: str, attempt: int, status: str, **values: Any) -> bool: ...
     def request_cancel(self, job_id: str) -> Job: ...
     def ids_with_status(self, status: str) -> list[str]: ...
-    def requeue_expired(self) -> list[str]: ...
+    def requeue_expired(self, max_attempts: int) -> list[str]: ...
+    def prune(self, finished_before: float) -> list[Job]: ...
+
+
+def worker_died(attempts: int) -> dict[str, str]:
+    """The error fields of a job whose worker died on its last attempt."""
+    error = WorkerDied(f"the worker running this job stopped on each of its {attempts} attempts",
+                       hint="the job may crash its worker (e.g. run out of memory): try shorter text, "
+                       "or raise QTTS_JOB_MAX_ATTEMPTS")
+    return {"error_category": error.category, "error_message": error.message, "error_hint": error.hint}
 
 
 def _not_found(job_id: str) -> NotFound:
@@ -159,30 +176,31 @@ class SqlJobStore:
                            f"LIMIT ? OFFSET ?", (*params, limit, offset))
         return [_row_to_job(r) for r in rows], int(total)
 
-    def claim(self, job_id: str, worker: str, lease_s: float) -> Job | None:
+    def claim(self, job_id: str, worker: str, lease_s: float, max_attempts: int) -> Job | None:
         now = time.time()
         claimed = self._execute(
             "UPDATE jobs SET status = ?, worker = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?, "
             "started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END "
-            "WHERE id = ? AND ((status = ? AND cancel_requested = 0) OR (status = ? AND lease_until < ?))",
-            (RUNNING, worker, now + lease_s, now, now, job_id, QUEUED, RUNNING, now))
+            "WHERE id = ? AND attempts < ? AND ((status = ? AND cancel_requested = 0) OR (status = ? AND lease_until < ?))",
+            (RUNNING, worker, now + lease_s, now, now, job_id, max_attempts, QUEUED, RUNNING, now))
         return self.get(job_id) if claimed == 1 else None
 
-    def heartbeat(self, job_id: str, worker: str, lease_s: float, done: int, total: int) -> Job | None:
+    def heartbeat(self, job_id: str, worker: str, attempt: int, lease_s: float, done: int, total: int) -> Job | None:
         now = time.time()
         updated = self._execute(
             "UPDATE jobs SET lease_until = ?, chunks_done = ?, chunks_total = ?, updated_at = ? "
-            "WHERE id = ? AND status = ? AND worker = ?", (now + lease_s, done, total, now, job_id, RUNNING, worker))
+            "WHERE id = ? AND status = ? AND worker = ? AND attempts = ?",
+            (now + lease_s, done, total, now, job_id, RUNNING, worker, attempt))
         return self.get(job_id) if updated == 1 else None
 
-    def finish(self, job_id: str, worker: str, status: str, **values: Any) -> bool:
+    def finish(self, job_id: str, worker: str, attempt: int, status: str, **values: Any) -> bool:
         now = time.time()
         values = {**values, "status": status, "updated_at": now, "finished_at": now, "lease_until": 0}
         if "summary" in values:
             values["summary"] = dumps(values["summary"])
         assignments = ", ".join(f"{name} = ?" for name in values)
-        updated = self._execute(f"UPDATE jobs SET {assignments} WHERE id = ? AND status = ? AND worker = ?",
-                                (*values.values(), job_id, RUNNING, worker))
+        updated = self._execute(f"UPDATE jobs SET {assignments} WHERE id = ? AND status = ? AND worker = ? AND attempts = ?",
+                                (*values.values(), job_id, RUNNING, worker, attempt))
         return updated == 1
 
     def request_cancel(self, job_id: str) -> Job:
@@ -199,14 +217,32 @@ class SqlJobStore:
     def ids_with_status(self, status: str) -> list[str]:
         return [r["id"] for r in self._fetch("SELECT id FROM jobs WHERE status = ? ORDER BY created_at", (status,))]
 
-    def requeue_expired(self) -> list[str]:
-        """Running jobs whose worker stopped renewing its lease (killed): back to queued."""
+    def requeue_expired(self, max_attempts: int) -> list[str]:
+        """Running jobs whose worker stopped renewing its lease (killed): back to queued, or
+        failed (worker_died) after their last attempt.  Each update re-checks the lease."""
         now = time.time()
-        expired = [r["id"] for r in self._fetch("SELECT id FROM jobs WHERE status = ? AND lease_until < ?", (RUNNING, now))]
+        expired = self._fetch("SELECT id, attempts FROM jobs WHERE status = ? AND lease_until < ?", (RUNNING, now))
         requeued = []
-        for job_id in expired:
-            if self._execute("UPDATE jobs SET status = CASE WHEN cancel_requested = 1 THEN ? ELSE ? END, worker = '', "
-                             "updated_at = ? WHERE id = ? AND status = ? AND lease_until < ?",
-                             (CANCELLED, QUEUED, now, job_id, RUNNING, now)) == 1:
-                requeued.append(job_id)
+        for row in expired:
+            if int(row["attempts"]) >= max_attempts:
+                error = worker_died(int(row["attempts"]))
+                self._execute("UPDATE jobs SET status = ?, worker = '', finished_at = ?, updated_at = ?, "
+                              "error_category = ?, error_message = ?, error_hint = ? "
+                              "WHERE id = ? AND status = ? AND lease_until < ?",
+                              (FAILED, now, now, error["error_category"], error["error_message"], error["error_hint"],
+                               row["id"], RUNNING, now))
+            elif self._execute("UPDATE jobs SET status = CASE WHEN cancel_requested = 1 THEN ? ELSE ? END, worker = '', "
+                               "updated_at = ? WHERE id = ? AND status = ? AND lease_until < ?",
+                               (CANCELLED, QUEUED, now, row["id"], RUNNING, now)) == 1:
+                requeued.append(row["id"])
         return requeued
+
+    def prune(self, finished_before: float) -> list[Job]:
+        """Delete finished jobs that finished before ``finished_before``; return them (the
+        caller deletes their artifacts)."""
+        rows = self._fetch(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE status IN (?, ?, ?) AND finished_at < ?",
+                           (*FINAL, finished_before))
+        jobs = [_row_to_job(r) for r in rows]
+        for job in jobs:
+            self._execute("DELETE FROM jobs WHERE id = ? AND status IN (?, ?, ?)", (job.id, *FINAL))
+        return jobs

@@ -41,12 +41,17 @@ class Worker:
 
     def process(self, job_id: str) -> None:
         lease = self.settings.job_lease_s
-        job = self.store.claim(job_id, self.name, lease)
+        job = self.store.claim(job_id, self.name, lease, self.settings.job_max_attempts)
         if job is None:
-            log.info("job %s: not claimable (done, cancelled, or held by another worker)", job_id)
+            log.info("job %s: not claimable (done, cancelled, held by another worker, or out of attempts)", job_id)
             return
-        log.info("job %s: started (attempt %d)", job_id, job.attempts)
-        heartbeat = _Heartbeat(self, job_id)
+        attempt = job.attempts  # the fencing token: only this claim may renew or finish the job
+        log.info("job %s: started (attempt %d)", job_id, attempt)
+        heartbeat = _Heartbeat(self, job_id, attempt)
+
+        def finish(status: str, **values: object) -> bool:
+            return self.store.finish(job_id, self.name, attempt, status, **values)
+
         try:
             request = validate_request(self.settings, self.library, request_from_dict(job.request))
             heartbeat.progress(0, len(split_text(request.text, request.split_max_chars, language=request.language)))
@@ -54,24 +59,27 @@ class Worker:
             engine = self.engine_provider()
             data, summary = synthesize_request(engine, self.library, request, on_chunk=heartbeat.progress,
                                                should_cancel=heartbeat.cancel_requested)
-            path = self.queue.artifacts_dir / f"{job_id}.{request.output_format}"
+            # One file per attempt, published by the fenced finish(): a worker that lost the
+            # job cannot replace the audio of the one that holds it.
+            path = self.queue.artifacts_dir / f"{job_id}.a{attempt}.{request.output_format}"
             audio_mod.write_atomic(path, data)
             summary.pop("chunks", None)
-            done = self.store.finish(job_id, self.name, SUCCEEDED, artifact=str(path), summary=summary,
-                                     chunks_done=heartbeat.total, chunks_total=heartbeat.total)
-            log.info("job %s: %s", job_id, "succeeded" if done else "finished, but another worker holds it now")
+            if finish(SUCCEEDED, artifact=str(path), summary=summary, chunks_done=heartbeat.total,
+                      chunks_total=heartbeat.total):
+                log.info("job %s: succeeded", job_id)
+            else:
+                path.unlink(missing_ok=True)
+                log.warning("job %s: finished, but this worker lost it (attempt %d); its audio is dropped", job_id, attempt)
         except Cancelled:
-            self.store.finish(job_id, self.name, CANCELLED)
+            finish(CANCELLED)
             log.info("job %s: cancelled", job_id)
         except QttsError as exc:
-            self.store.finish(job_id, self.name, FAILED, error_category=exc.category, error_message=exc.message,
-                              error_hint=exc.hint)
+            finish(FAILED, error_category=exc.category, error_message=exc.message, error_hint=exc.hint)
             log.warning("job %s: failed: %s", job_id, exc.message)
         except Exception as exc:  # a bug: record it on the job instead of killing the worker
             log.exception("job %s: internal error", job_id)
-            self.store.finish(job_id, self.name, FAILED, error_category="internal",
-                              error_message=f"{type(exc).__name__}: {exc}"[:500],
-                              error_hint="this is a bug in qtts; the worker log has the traceback")
+            finish(FAILED, error_category="internal", error_message=f"{type(exc).__name__}: {exc}"[:500],
+                   error_hint="this is a bug in qtts; the worker log has the traceback")
         finally:
             heartbeat.stop()
 
@@ -79,9 +87,10 @@ class Worker:
 class _Heartbeat:
     """Renews the job's lease while it runs, and notices cancellation requests."""
 
-    def __init__(self, worker: Worker, job_id: str) -> None:
+    def __init__(self, worker: Worker, job_id: str, attempt: int) -> None:
         self.worker = worker
         self.job_id = job_id
+        self.attempt = attempt
         self.done = 0
         self.total = 0
         self._cancel = threading.Event()
@@ -104,8 +113,8 @@ class _Heartbeat:
         return self._cancel.is_set()
 
     def _beat(self) -> None:
-        job = self.worker.store.heartbeat(self.job_id, self.worker.name, self.worker.settings.job_lease_s,
-                                          self.done, self.total)
+        job = self.worker.store.heartbeat(self.job_id, self.worker.name, self.attempt,
+                                          self.worker.settings.job_lease_s, self.done, self.total)
         if job is None or job.cancel_requested:
             self._cancel.set()  # cancelled, or the lease was lost to another worker: stop early
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from qtts import audio as audio_mod
-from qtts.errors import BadInput, QttsError
+from qtts.errors import BadInput, JobNotDone, NotFound
 from qtts.models import check_language, resolve_model
 from qtts.jobs.model import FAILED, STATUSES, SUCCEEDED
 from qtts.server.app import state_of
@@ -17,11 +17,6 @@ from qtts.server.schemas import JobBody, job_request
 from qtts.synthesis import validate_request
 
 router = APIRouter(prefix="/v1/jobs")
-
-
-class JobNotDone(QttsError):
-    category = "job_not_done"
-    http_status = 409
 
 
 @router.post("", status_code=202)
@@ -63,7 +58,7 @@ async def get_audio(job_id: str, request: Request, format: str | None = None) ->
 
 def _artifact_bytes(path: Path, stored: str, wanted: str) -> bytes:
     if not path.is_file():
-        raise QttsError(f"the audio of this job is missing at {path}", hint="the artifacts directory was cleaned; resubmit")
+        raise NotFound(f"the audio of this job is missing at {path}", hint="the artifacts directory was cleaned; resubmit")
     data = path.read_bytes()
     if wanted == stored:
         return data
