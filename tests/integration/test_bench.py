@@ -6,17 +6,22 @@ from tests.integration.helpers import run
 
 
 def test_bench_runs_every_path_and_writes_json(tiny_model, tmp_path):
-    out = tmp_path / "bench.json"
-    result = run("bench", "--checkpoint-dir", str(tiny_model), "--frames", "8", "--batch", "2", "--json", str(out))
+    result = run("bench", "--checkpoint-dir", str(tiny_model), "--frames", "8", "--batch", "2", "--json", str(tmp_path))
     assert result.exit_code == 0, result.stderr
-    report = json.loads(out.read_text())
+    (written,) = tmp_path.glob("*.json")  # one file per machine, named after it
+    report = json.loads(written.read_text())["runs"]["1.7b"]
     paths = [(p["path"], p["precision"], p["batch"]) for p in report["paths"]]
-    assert paths == [("upstream", "fp32", 1), ("qtts", "int8", 1), ("qtts", "int8", 1), ("qtts", "int4", 1),
-                     ("qtts", "int8", 2)]
+    assert paths == [("upstream", "fp32", 1), ("upstream", "fp32", 1), ("qtts", "int8", 1), ("qtts", "int8", 1),
+                     ("qtts", "int4", 1), ("qtts", "int8", 2)]
+    assert [p["attention"] for p in report["paths"][:2]] == ["sdpa", "eager"]  # the default first
+    assert report["machine"]["read_gbs"] > 0 and report["machine"]["gemm_gflops"] > 0 and report["machine"]["cpu"]
+    qtts = report["paths"][2]
+    assert 0 < qtts["weight_gb_per_frame"] < report["paths"][0]["weight_gb_per_frame"]  # int8 reads less than fp32
+    assert qtts["ar_over_floor"] > 0 and qtts["decoder_gflop_per_audio_s"] > 0
     from qtts.engine import kernels
 
     expected_kernel = "qtts" if kernels.load() is not None else "torch"
-    assert [p["int8_kernel"] for p in report["paths"][1:3]] == [expected_kernel, "torch"]
+    assert [p["int8_kernel"] for p in report["paths"][2:4]] == [expected_kernel, "torch"]
     for row in report["paths"]:
         assert row["rtf"] > 0 and row["peak_rss_gb"] > 0 and row["frames"] > 0
         assert 0 < row["time_to_first_audio_s"] <= row["total_s"] + 0.5 or row["path"] == "upstream"

@@ -34,11 +34,32 @@ def test_fp32_codes_are_identical_to_upstream_generate_voice_clone(tiny_model, f
 
     upstream = import_qwen_tts().Qwen3TTSModel.from_pretrained(str(tiny_model), device_map="cpu",
                                                                 dtype=torch.float32, attn_implementation="sdpa")
+    from qtts.engine.talker import LeanTalker
+
     greedy = {"do_sample": False, "subtalker_dosample": False, "max_new_tokens": 40}
     expected = generation.generate(upstream, ["Hello world."], "English", prompt, **greedy)[0]
     got = generation.generate(fp32_engine._tts, ["Hello world."], "English", prompt, **greedy)[0]
     assert upstream.model.talker.code_predictor.generate.__name__ != "lean_code_predictor"
-    assert torch.equal(expected, got)
+    assert not isinstance(upstream.model.talker.generate, LeanTalker)
+    assert isinstance(fp32_engine.talker_loop, LeanTalker)
+    assert len(expected) >= 8 and torch.equal(expected, got)
+
+
+def test_sampled_codes_match_upstream_for_the_same_seed(tiny_model, fp32_engine, prompt):
+    """Both loops draw from the random generator in the same order (talker token, then the
+    code predictor's 15), with transformers' processors: the same seed, the same codes."""
+    from qtts.engine import generation
+    from qtts.engine.compat import import_qwen_tts
+
+    upstream = import_qwen_tts().Qwen3TTSModel.from_pretrained(str(tiny_model), device_map="cpu",
+                                                                dtype=torch.float32, attn_implementation="sdpa")
+    sampling = {"do_sample": True, "top_k": 20, "top_p": 0.9, "temperature": 0.8, "repetition_penalty": 1.1,
+                "max_new_tokens": 30}
+    runs = []
+    for tts in (upstream, fp32_engine._tts):
+        torch.manual_seed(1234)
+        runs.append(generation.generate(tts, ["Sampled speech."], "English", prompt, **sampling)[0])
+    assert len(runs[0]) >= 8 and torch.equal(runs[0], runs[1])
 
 
 def test_lean_snake_activation_decodes_bit_identically(tiny_model, fp32_engine):

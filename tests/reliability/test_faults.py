@@ -254,13 +254,22 @@ def test_a_full_disk_fails_the_job_cleanly_and_the_server_keeps_serving(service_
                     "response_format": "wav"}
             return httpx.post(f"{api}/v1/jobs", json=body).json()["id"]
 
-        big = submit(60)  # 60 frames of 16-bit audio: 230 KB, more than the disk holds
+        filler = Path(tiny_filesystem) / "filler"
+        with filler.open("wb") as handle:  # fill the disk to the last byte
+            try:
+                while True:
+                    handle.write(b"\0" * 4096)
+                    handle.flush()
+            except OSError:
+                pass
+        big = submit(8)
         job = wait_until(lambda: (j := httpx.get(f"{api}/v1/jobs/{big}").json())["status"] in ("failed", "succeeded")
                          and j, timeout=60, what="the big job")
         assert job["status"] == "failed" and job["error"]["category"] == "disk_full", job
         assert "no space left" in job["error"]["message"] and job["error"]["hint"]
         assert httpx.get(f"{api}/health").status_code == 200
-        small = submit(3)  # 23 KB: still fits
+        filler.unlink()  # space again: the next job succeeds
+        small = submit(3)
         done = wait_until(lambda: (j := httpx.get(f"{api}/v1/jobs/{small}").json())["status"] in ("failed", "succeeded")
                           and j, timeout=60, what="the small job")
         assert done["status"] == "succeeded", done

@@ -21,7 +21,6 @@ import numpy as np
 
 TEXT = ("The quick brown fox jumps over the lazy dog, and then it runs back home across the field "
         "while the sun goes down behind the hills.")
-FIRST_AUDIO_FRAMES = 8
 REF_TEXT = "This is a short reference recording for the benchmark."
 
 
@@ -84,14 +83,14 @@ def reference_audio() -> tuple[np.ndarray, int]:
 
 
 def measure(path: str, model_dir: str, frames: int, threads: int, precision: str, batch: int, seed: int,
-            decoder_precision: str = "fp32", int8_kernel: bool = True) -> dict[str, Any]:
+            decoder_precision: str = "fp32", int8_kernel: bool = True, attention: str = "sdpa") -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
     first_audio = None
     if path == "upstream":
-        tts, generate = _upstream(model_dir, frames, seed)
+        tts, generate = _upstream(model_dir, frames, seed, attention)
     else:
         tts, generate, first_audio = _qtts(model_dir, frames, precision, decoder_precision, batch, seed, int8_kernel)
     load_s = time.perf_counter() - started
@@ -103,6 +102,8 @@ def measure(path: str, model_dir: str, frames: int, threads: int, precision: str
     per_step = max(frames_made, 1) / (batch if path == "qtts" else 1)  # generation steps
     result = {
         "path": path, "precision": "fp32" if path == "upstream" else precision, "threads": threads,
+        "attention": attention if path == "upstream" else "sdpa",
+        "weight_gb_per_frame": round(weight_bytes_per_frame(tts) / 1e9, 3),
         "decoder_precision": "fp32" if path == "upstream" else decoder_precision,
         "batch": batch if path == "qtts" else 1, "frames": frames_made,
         "int8_kernel": "qtts" if path == "qtts" and precision == "int8" and _uses_qtts_kernel(tts) else "torch",
@@ -114,21 +115,58 @@ def measure(path: str, model_dir: str, frames: int, threads: int, precision: str
         "audio_s": round(audio_s, 2), "total_s": round(total_s, 2),
         "rtf": round(total_s / audio_s, 3) if audio_s else None,
     }
-    # Streaming (qtts, measured after the timed run): from the call to the first audio handed
-    # out.  Upstream returns the whole chunk at once, so its first audio comes with the last.
+    # First audio of the same sentence, like for like: qtts streams it (measured after the
+    # timed run, from the call to the first audio handed out); upstream returns the whole
+    # sentence at once, so its first audio is its total time.
     result["time_to_first_audio_s"] = round(first_audio() if first_audio is not None else total_s, 2)
+    if path == "qtts":
+        result["decoder_gflop_per_audio_s"] = decoder_gflop_per_audio_s(tts)
     return result
 
 
-def _upstream(model_dir: str, frames: int, seed: int):  # noqa: ANN202
-    """The seed's configuration: generate_voice_clone, fp32, eager attention."""
+def weight_bytes_per_frame(tts: Any) -> int:
+    """Bytes of weights one generation step reads: the talker's layers and codec head once,
+    the code predictor's layers (and input projection) 15 times, and each of its 15 heads
+    once.  Embedding tables are not counted (a step reads one row)."""
+    talker = tts.model.talker
+    predictor = talker.code_predictor
+    steps = len(predictor.lm_head)
+    once = _bytes(talker.model.layers, talker.model.norm, talker.codec_head, predictor.lm_head)
+    per_step = _bytes(predictor.model.layers, predictor.model.norm, predictor.small_to_mtp_projection)
+    return once + steps * per_step
+
+
+def _bytes(*modules: Any) -> int:
+    seen, total = set(), 0
+    for module in modules:
+        for tensor in (*module.parameters(), *module.buffers()):
+            if tensor.data_ptr() not in seen:
+                seen.add(tensor.data_ptr())
+                total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def decoder_gflop_per_audio_s(tts: Any, frames: int = 25) -> float:
+    """The decoder's FLOPs per second of audio, counted by torch on a decode of ``frames``."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    codes = torch.zeros((frames, 16), dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        tts.model.speech_tokenizer.decode([{"audio_codes": codes}])
+    return round(counter.get_total_flops() / 1e9 / (frames / 12.5), 1)
+
+
+def _upstream(model_dir: str, frames: int, seed: int, attention: str = "sdpa"):  # noqa: ANN202
+    """Upstream as a user runs it: generate_voice_clone, fp32, ``attention`` (sdpa is what
+    from_pretrained picks by default; eager is the planning document's configuration)."""
     import torch
 
     from qtts.engine.compat import import_qwen_tts
 
     qwen_tts = import_qwen_tts()
     tts = qwen_tts.Qwen3TTSModel.from_pretrained(model_dir, device_map="cpu", dtype=torch.float32,
-                                                 attn_implementation="eager")
+                                                 attn_implementation=attention)
     prompt = tts.create_voice_clone_prompt(ref_audio=reference_audio(), ref_text=REF_TEXT)
 
     def generate() -> tuple[float, int]:
@@ -166,12 +204,18 @@ def _qtts(model_dir: str, frames: int, precision: str, decoder_precision: str, b
         return result.audio.duration_s, sum(c.frames for c in result.chunks)
 
     def first_audio() -> float:
+        heard = []
         started = time.perf_counter()
-        stream = engine.stream(TEXT, prompt, SynthesisOptions(language="English", seed=seed, max_frames=FIRST_AUDIO_FRAMES,
-                                                              retry_runaway=False, split_max_chars=len(TEXT) + 1))
+        stream = engine.stream(TEXT, prompt, SynthesisOptions(language="English", seed=seed, max_frames=frames,
+                                                              retry_runaway=False, split_max_chars=len(TEXT) + 1),
+                               should_cancel=lambda: bool(heard))
         next(iter(stream))
         elapsed = time.perf_counter() - started
-        for _ in stream:  # let the short generation finish
+        heard.append(True)  # stop the rest of the sentence at its next frame
+        try:
+            for _ in stream:
+                pass
+        except Exception:  # the cancellation surfaces as an error at the end of the stream
             pass
         return elapsed
 
@@ -189,6 +233,11 @@ def main() -> None:
         from qtts.bench.fidelity import fidelity
 
         result = fidelity(**args)
+    elif kind == "limits":
+        from qtts.bench import machine
+
+        threads = int(__import__("os").environ.get("OMP_NUM_THREADS", "2"))
+        result = {"read_gbs": machine.read_bandwidth_gbs(threads), "gemm_gflops": machine.gemm_gflops(threads)}
     else:
         result = measure(**args)
     sys.stdout.write("QTTS_BENCH_RESULT " + json.dumps(result) + "\n")

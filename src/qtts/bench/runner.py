@@ -19,7 +19,8 @@ from qtts.errors import QttsError
 
 COLUMNS = [("load_s", "load s"), ("peak_rss_gb", "peak RSS GB"), ("prefill_s", "prefill s"),
            ("talker_ms_per_step", "talker ms/step"), ("code_predictor_ms_per_step", "code pred. ms/step"),
-           ("decoder_s_per_audio_s", "decoder s/audio s"), ("rtf", "RTF"), ("time_to_first_audio_s", "first audio s")]
+           ("ar_over_floor", "AR / floor"), ("decoder_s_per_audio_s", "decoder s/audio s"), ("rtf", "RTF"),
+           ("time_to_first_audio_s", "first audio s")]
 
 
 def ensure_checkpoint(preset: str, directory: Path, say: Callable[[str], None]) -> Path:
@@ -44,11 +45,19 @@ def run_in_subprocess(args: dict[str, Any], threads: int) -> dict[str, Any]:
 
 
 def run_bench(preset: str, checkpoint_dir: Path, threads: int, frames: int, precision: str, batch: int,
-              fidelity: bool, say: Callable[[str], None], decoder_precision: str = "fp32") -> dict[str, Any]:
+              fidelity: bool, say: Callable[[str], None], decoder_precision: str = "fp32",
+              eager_baseline: bool = True) -> dict[str, Any]:
+    from qtts.bench import machine
+
     model_dir = str(ensure_checkpoint(preset, checkpoint_dir, say))
+    say("measuring this machine's read bandwidth and fp32 GEMM rate ...")
+    limits = run_in_subprocess({"kind": "limits"}, threads)
     common = {"model_dir": model_dir, "frames": frames, "threads": threads, "precision": precision, "seed": 0,
               "decoder_precision": decoder_precision}
+    # Row 0 is upstream as a user loads it (fp32, sdpa): the baseline of every ratio.
     plan = [("upstream", 1, precision, decoder_precision, True), ("qtts", 1, precision, decoder_precision, True)]
+    if eager_baseline:
+        plan.insert(1, ("upstream-eager", 1, precision, decoder_precision, True))
     if precision == "int8":
         plan.append(("qtts", 1, precision, decoder_precision, False))  # torch's int8 kernel, for comparison
     if (precision, decoder_precision) != ("int4", "bf16"):
@@ -59,11 +68,14 @@ def run_bench(preset: str, checkpoint_dir: Path, threads: int, frames: int, prec
     for path, size, row_precision, row_decoder, kernel in plan:
         say(f"measuring {path} {row_precision if path == 'qtts' else ''}{' batch ' + str(size) if size > 1 else ''}"
             f"{'' if kernel else ' torch kernel'} ({frames} frames, {threads} threads) ...")
-        rows.append(run_in_subprocess({**common, "path": path, "batch": size, "precision": row_precision,
-                                       "decoder_precision": row_decoder, "int8_kernel": kernel}, threads))
+        attention = "eager" if path == "upstream-eager" else "sdpa"
+        row = run_in_subprocess({**common, "path": path.split("-")[0], "batch": size, "precision": row_precision,
+                                 "decoder_precision": row_decoder, "int8_kernel": kernel, "attention": attention},
+                                threads)
+        rows.append(_with_floors(row, limits))
     report: dict[str, Any] = {"model": preset, "checkpoint": model_dir, "threads": threads, "frames": frames,
-                              "paths": rows}
-    upstream, qtts = rows[0], rows[1]
+                              "machine": {**machine.describe(), **limits}, "paths": rows}
+    upstream, qtts = rows[0], next(r for r in rows if r["path"] == "qtts")
     report["ratios"] = {key: _ratio(upstream.get(key), qtts.get(key)) for key, _ in COLUMNS if key != "load_s"}
     if fidelity:
         say("measuring fidelity (fp32 reference, then each low-bit path) ...")
@@ -89,6 +101,16 @@ def _faithful(fidelity: dict[str, Any] | None, precision: str, decoder_precision
     return bool(talker_ok and decoder_ok)
 
 
+def _with_floors(row: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
+    """Add the weight-traffic floor of a generation step and the decoder's compute floor."""
+    floor_ms = row["weight_gb_per_frame"] / limits["read_gbs"] * 1000
+    ar_ms = row["talker_ms_per_step"] + row["code_predictor_ms_per_step"]
+    row = {**row, "floor_ms_per_step": round(floor_ms, 1), "ar_over_floor": round(ar_ms / floor_ms, 2)}
+    if row.get("decoder_gflop_per_audio_s"):
+        row["decoder_floor_s_per_audio_s"] = round(row["decoder_gflop_per_audio_s"] / limits["gemm_gflops"], 3)
+    return row
+
+
 def _ratio(upstream: Any, ours: Any) -> float | None:
     if not upstream or not ours:
         return None
@@ -100,7 +122,9 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [header]
     for row in report["paths"]:
         name = row["path"] + (f" {row['precision']}/dec {row.get('decoder_precision')}" if row["path"] == "qtts"
-                              else " fp32 eager")
+                              else f" fp32 {row.get('attention', 'sdpa')}")
+        if row["path"] == "upstream" and row.get("attention") == "eager":
+            name += " (planning doc)"
         if row["path"] == "qtts" and row["precision"] == "int8":
             name += f" ({row.get('int8_kernel')} kernel)"
         if row.get("batch", 1) > 1:
@@ -110,6 +134,16 @@ def format_table(report: dict[str, Any]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) for line in lines]
     out.insert(1, "-+-".join("-" * w for w in widths))
+    host = report.get("machine")
+    if host:
+        qtts = next(r for r in report["paths"] if r["path"] == "qtts")
+        out.insert(0, f"machine: {host['cpu']} ({', '.join(host['isa']) or host['machine']}; int8 kernel "
+                      f"{host['int8_kernel']}), {report['threads']} threads, read {host['read_gbs']} GB/s, "
+                      f"fp32 GEMM {host['gemm_gflops']} GFLOP/s")
+        out.insert(1, f"floors: a qtts {qtts['precision']} step reads {qtts['weight_gb_per_frame']} GB of weights "
+                      f"-> {qtts['floor_ms_per_step']} ms; decoder {qtts.get('decoder_gflop_per_audio_s')} GFLOP per "
+                      f"audio s -> {qtts.get('decoder_floor_s_per_audio_s')} s per audio s")
+        out.insert(2, "")
     fidelity = report.get("fidelity")
     if fidelity:
         out.append("")

@@ -23,19 +23,32 @@ from qtts.cli.options import info, settings_from
 @click.option("--fidelity/--no-fidelity", default=True, help="Compare logits and audio against fp32.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the random checkpoint lives (default <home>/bench/<model>).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the results as JSON to this file.")
+@click.option("--eager-baseline/--no-eager-baseline", default=True,
+              help="Also measure upstream with eager attention (the planning document's configuration).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Also write the results as JSON: to this file, or into DIR/<machine>.json under the model's "
+              "name when it is a directory (e.g. docs/bench).")
 @click.pass_context
 def bench(ctx: click.Context, preset: str, threads: int, frames: int, precision: str, decoder_precision: str,
-          batch: int, fidelity: bool,
-          checkpoint_dir: Path | None, json_path: Path | None) -> None:
-    """Benchmark upstream (fp32, eager) against qtts's fast path; print a table."""
+          batch: int, fidelity: bool, checkpoint_dir: Path | None, eager_baseline: bool, json_path: Path | None) -> None:
+    """Benchmark upstream (fp32, as loaded by default) against qtts's fast path; print a table
+    with this machine's floors (read bandwidth, GEMM rate) measured in the same run."""
+    from qtts.bench.machine import slug
     from qtts.bench.runner import format_table, run_bench
 
     settings = settings_from(ctx)
     directory = checkpoint_dir or settings.home / "bench" / preset
-    report = run_bench(preset, directory, threads, frames, precision, batch, fidelity, info, decoder_precision)
+    report = run_bench(preset, directory, threads, frames, precision, batch, fidelity, info, decoder_precision,
+                       eager_baseline)
     click.echo(format_table(report))
     if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        if json_path.is_dir():
+            json_path = json_path / f"{slug(report['machine'])}.json"
+            existing = json.loads(json_path.read_text(encoding="utf-8")) if json_path.is_file() else {}
+            existing.setdefault("machine", report["machine"])
+            existing.setdefault("runs", {})[preset] = report
+            payload = existing
+        else:
+            payload = report
+        json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         info(f"wrote {json_path}")

@@ -53,8 +53,9 @@ def lean_code_predictor(self: nn.Module, inputs_embeds: torch.Tensor, max_new_to
         last = model.norm(hidden[:, -1, :])
         token = _sample(self.lm_head[step](last).float(), do_sample, top_k, top_p, temperature)
         codes.append(token)
-        if step + 1 < max_new_tokens:
-            hidden = self.small_to_mtp_projection(model.get_input_embeddings()[step](token[:, None]))
+        if step + 1 < max_new_tokens:  # embeddings stay in the model's dtype; activations may be fp32
+            embedded = model.get_input_embeddings()[step](token[:, None]).to(inputs_embeds.dtype)
+            hidden = self.small_to_mtp_projection(embedded)
     return _Sequences(torch.stack(codes, dim=1))
 
 

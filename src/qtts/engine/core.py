@@ -97,8 +97,9 @@ class Engine:
         self.load_seconds = load_seconds
         self._lock = threading.Lock()
         self._guard_slot = GuardSlot()
+        self.talker_loop = tts.model.talker.generate  # the LeanTalker installed by the fast path
         install_guard(tts.model.talker, self._guard_slot)
-        self._frame_tap = streaming.FrameTap(tts.model.talker)
+        self._frame_tap = streaming.FrameTap(self.talker_loop)
         talker_config = tts.model.config.talker_config
         self._eos_id = int(talker_config.codec_eos_token_id)
         # Silences transformers' "Setting pad_token_id to eos_token_id" notice on every call.

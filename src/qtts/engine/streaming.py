@@ -1,7 +1,7 @@
 """Streaming: decode frame groups while the talker is still generating.
 
-A forward hook on the talker sees each frame's 16 codes as soon as the code predictor has
-made them (upstream's ``talker.forward`` returns them as ``hidden_states[1]``).  Every few
+The talker loop (``engine.talker.LeanTalker``) hands each frame's 16 codes to its
+``frame_listener`` as soon as the code predictor has made them.  Every few
 frames the new frames are decoded with a bounded left context of the frames before them
 (the reference codes for the first group), and the waveform is handed out.  The first
 group is small so that audio starts early; later groups are larger so that the left
@@ -72,24 +72,16 @@ class FrameDecoder:
         self.emitted = end
 
 
-def install_frame_tap(talker: Any) -> "FrameTap":
-    return FrameTap(talker)
-
-
 class FrameTap:
     """Forwards each generated frame's codes to the active ``FrameDecoder`` (if any)."""
 
-    def __init__(self, talker: Any) -> None:
+    def __init__(self, talker_loop: Any) -> None:
         self.active: FrameDecoder | None = None
-        talker.register_forward_hook(self._hook)
+        talker_loop.frame_listener = self._on_frame
 
-    def _hook(self, _module: Any, _args: Any, output: Any) -> None:
-        decoder = self.active
-        if decoder is None:
-            return
-        codec_ids = output.hidden_states[1] if isinstance(output.hidden_states, tuple) else None
-        if codec_ids is not None:
-            decoder.on_frame(codec_ids[0])
+    def _on_frame(self, codes: Any) -> None:
+        if self.active is not None:
+            self.active.on_frame(codes)
 
 
 def run_streaming(work: Callable[[Callable[[np.ndarray], None]], None]) -> Iterator[np.ndarray]:

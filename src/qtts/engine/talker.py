@@ -1,0 +1,237 @@
+"""A lean generation loop for the talker: the same submodules and sampling, none of the glue.
+
+Upstream runs the talker through transformers' ``generate()``: every frame goes through
+``Qwen3TTSTalkerForConditionalGeneration.forward`` and ``Qwen3TTSTalkerModel.forward`` (a
+fresh causal mask, 3-D rotary positions, a growing ``DynamicCache``), the logits processors
+and stopping criteria as objects, and the output collects every layer's hidden states.
+``LeanTalker`` is a drop-in for ``talker.generate`` as ``Qwen3TTSForConditionalGeneration
+.generate`` calls it.  It calls the same modules in the same order (each layer's norms,
+projections, upstream's multimodal rotary function, the attention call transformers makes,
+the MLP, the final norm, ``codec_head``, ``code_predictor.generate``), on a KV cache
+allocated once, and applies transformers' processors in transformers' order: repetition
+penalty, minimum length, suppressed tokens, then temperature, top-k and top-p.  Under
+greedy decoding with fp32 weights its codes are identical to upstream's (tested).
+
+Activations stay in fp32 on CPUs without native bf16 (emulated bf16 is slower there, and
+the int8 kernel takes fp32 as it is); elsewhere they keep the model's dtype.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from qtts.engine.code_predictor import _sample
+
+INITIAL_CAPACITY = 256  # positions beyond the prompt allocated at first; doubled when reached
+
+
+@dataclass
+class StepTimes:
+    """Where the last call's time went (read by ``qtts bench``)."""
+
+    prefill_s: float = 0.0
+    talker_s: float = 0.0
+    code_predictor_s: float = 0.0
+    steps: int = 0
+
+
+@dataclass
+class _Output:
+    sequences: torch.Tensor
+    hidden_states: tuple = field(default_factory=tuple)
+
+
+class LeanTalker:
+    """Installed as ``talker.generate``; ``frame_listener`` (if set) gets each new frame's 16
+    codes of the first row as soon as they are made (streaming)."""
+
+    def __init__(self, talker: nn.Module, activation_dtype: torch.dtype) -> None:
+        from qwen_tts.core.models.modeling_qwen3_tts import apply_multimodal_rotary_pos_emb
+
+        self.talker = talker
+        self.dtype = activation_dtype
+        self.rotate = apply_multimodal_rotary_pos_emb
+        self.frame_listener: Callable[[torch.Tensor], None] | None = None
+        self.times = StepTimes()
+
+    @torch.inference_mode()
+    def __call__(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, trailing_text_hidden: torch.Tensor,
+                 tts_pad_embed: torch.Tensor, max_new_tokens: int, min_new_tokens: int = 0, do_sample: bool = True,
+                 top_k: int = 50, top_p: float = 1.0, temperature: float = 1.0, subtalker_dosample: bool = True,
+                 subtalker_top_k: int = 50, subtalker_top_p: float = 1.0, subtalker_temperature: float = 1.0,
+                 eos_token_id: int | None = None, repetition_penalty: float = 1.0,
+                 suppress_tokens: list[int] | None = None, stopping_criteria: Any = None, **_: Any) -> _Output:
+        talker, model = self.talker, self.talker.model
+        eos = int(eos_token_id if eos_token_id is not None else talker.config.codec_eos_token_id)
+        pad = talker.generation_config.pad_token_id
+        pad = eos if pad is None else int(pad)
+        predictor = talker.code_predictor
+        self.times = times = StepTimes()
+
+        batch, length, _ = inputs_embeds.shape
+        mask = attention_mask.bool()
+        pads = (~mask).sum(dim=1)
+        cache = _KVCache(model, batch, length, max_new_tokens, self.dtype)
+        suppress = torch.tensor(sorted(suppress_tokens or []), dtype=torch.long)
+
+        started = time.perf_counter()
+        positions = (mask.long().cumsum(-1) - 1).masked_fill(~mask, 1)
+        hidden = self._layers(inputs_embeds.to(self.dtype), positions, cache, 0, self._prefill_mask(mask))
+        logits = talker.codec_head(hidden)  # every position, as upstream (same GEMM shape: same bits)
+        past_hidden = hidden[:, -1:, :]
+        times.prefill_s = time.perf_counter() - started
+        recorded = [((hidden,), None)]
+
+        tokens = torch.empty((batch, 0), dtype=torch.long)
+        unfinished = torch.ones(batch, dtype=torch.bool)
+        trailing = trailing_text_hidden.to(self.dtype)
+        pad_embed = tts_pad_embed.to(self.dtype)
+        step = 0
+        while True:
+            scores = logits[:, -1, :].to(copy=True, dtype=torch.float32)
+            scores = _process(scores, tokens, repetition_penalty, min_new_tokens, eos, suppress)
+            token = _sample(scores, do_sample, top_k, top_p, temperature)
+            token = torch.where(unfinished, token, torch.full_like(token, pad))
+            tokens = torch.cat([tokens, token[:, None]], dim=1)
+            stop = (token == eos) | (tokens.shape[1] >= max_new_tokens)
+            if stopping_criteria is not None:
+                stop = stop | stopping_criteria(tokens, scores)
+            unfinished = unfinished & ~stop
+            if not bool(unfinished.any()):
+                break
+
+            started = time.perf_counter()
+            last_id_hidden = talker.get_input_embeddings()(token[:, None]).to(self.dtype)
+            predicted = predictor.generate(inputs_embeds=torch.cat((past_hidden, last_id_hidden), dim=1),
+                                           max_new_tokens=talker.config.num_code_groups - 1,
+                                           do_sample=subtalker_dosample, top_p=subtalker_top_p,
+                                           top_k=subtalker_top_k, temperature=subtalker_temperature,
+                                           output_hidden_states=True, return_dict_in_generate=True).sequences
+            codec_ids = torch.cat((token[:, None], predicted), dim=-1)
+            times.code_predictor_s += time.perf_counter() - started
+            if self.frame_listener is not None:
+                self.frame_listener(codec_ids[0])
+
+            started = time.perf_counter()
+            embeddings = predictor.get_input_embeddings()
+            codec_hiddens = torch.cat([last_id_hidden] + [embeddings[i](predicted[..., i:i + 1]).to(self.dtype)
+                                                          for i in range(talker.config.num_code_groups - 1)], dim=1)
+            inputs = codec_hiddens.sum(1, keepdim=True)
+            inputs = inputs + (trailing[:, step].unsqueeze(1) if step < trailing.shape[1] else pad_embed)
+            position = length + step - pads
+            hidden = self._layers(inputs, position[:, None], cache, length + step, self._step_mask(mask, step))
+            logits = talker.codec_head(hidden)
+            past_hidden = hidden[:, -1:, :]
+            recorded.append(((hidden,), codec_ids))
+            times.talker_s += time.perf_counter() - started
+            times.steps += 1
+            step += 1
+        return _Output(tokens, tuple(recorded))
+
+    def _layers(self, hidden: torch.Tensor, positions: torch.Tensor, cache: "_KVCache", start: int,
+                mask: torch.Tensor | None) -> torch.Tensor:
+        """``Qwen3TTSTalkerModel.forward`` for new positions ``start..`` (last hidden, normed)."""
+        model = self.talker.model
+        position_ids = positions[None].expand(3, -1, -1)
+        cos, sin = model.rotary_emb(hidden, position_ids)
+        cache.reserve(start + hidden.shape[1])
+        for index, layer in enumerate(model.layers):
+            hidden = self._layer(layer, hidden, cos, sin, cache, index, start, mask)
+        return model.norm(hidden)
+
+    def _layer(self, layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+               cache: "_KVCache", index: int, start: int, mask: torch.Tensor | None) -> torch.Tensor:
+        """``Qwen3TTSTalkerDecoderLayer.forward`` with its attention on the preallocated cache."""
+        attention = layer.self_attn
+        batch, span, _ = hidden.shape
+        residual = hidden
+        normed = layer.input_layernorm(hidden)
+        heads = (batch, span, -1, attention.head_dim)
+        query = attention.q_norm(attention.q_proj(normed).view(heads)).transpose(1, 2)
+        key = attention.k_norm(attention.k_proj(normed).view(heads)).transpose(1, 2)
+        value = attention.v_proj(normed).view(heads).transpose(1, 2)
+        scaling = attention.rope_scaling
+        query, key = self.rotate(query, key, cos, sin, scaling["mrope_section"], scaling["interleaved"])
+        keys, values = cache.store(index, start, key, value)
+        # transformers' sdpa call: no mask and causal for an unpadded prefill, no mask for an
+        # unpadded step, the padding mask otherwise.
+        attended = torch.nn.functional.scaled_dot_product_attention(
+            query, keys, values, attn_mask=mask, scale=attention.scaling, is_causal=mask is None and span > 1,
+            enable_gqa=True)
+        hidden = residual + attention.o_proj(attended.transpose(1, 2).reshape(batch, span, -1))
+        return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+
+    @staticmethod
+    def _prefill_mask(mask: torch.Tensor) -> torch.Tensor | None:
+        """Causal and padding mask for a left-padded batch (None when nothing is padded); a
+        padding position attends to itself so that its (unused) output stays finite."""
+        if bool(mask.all()):
+            return None
+        length = mask.shape[1]
+        causal = torch.ones(length, length, dtype=torch.bool).tril()
+        allowed = causal[None] & mask[:, None, :]
+        allowed |= torch.eye(length, dtype=torch.bool)[None]
+        return allowed[:, None]
+
+    @staticmethod
+    def _step_mask(mask: torch.Tensor, step: int) -> torch.Tensor | None:
+        if bool(mask.all()):
+            return None
+        width = mask.shape[1] + step + 1
+        allowed = torch.ones(mask.shape[0], width, dtype=torch.bool)
+        allowed[:, :mask.shape[1]] = mask
+        return allowed[:, None, None, :]
+
+
+def _process(scores: torch.Tensor, tokens: torch.Tensor, penalty: float, min_new_tokens: int, eos: int,
+             suppress: torch.Tensor) -> torch.Tensor:
+    """transformers' logits processors for these settings, in its order."""
+    if penalty and penalty != 1.0 and tokens.shape[1]:
+        taken = torch.gather(scores, 1, tokens)
+        taken = torch.where(taken < 0, taken * penalty, taken / penalty)
+        scores = scores.scatter(1, tokens, taken)
+    if tokens.shape[1] < min_new_tokens:
+        scores[:, eos] = -float("inf")
+    if suppress.numel():
+        scores[:, suppress] = -float("inf")
+    return scores
+
+
+class _KVCache:
+    """Keys and values of every talker layer, allocated once and grown by doubling."""
+
+    def __init__(self, model: nn.Module, batch: int, prompt: int, max_new_tokens: int, dtype: torch.dtype) -> None:
+        first = model.layers[0].self_attn
+        self.layers = len(model.layers)
+        self.shape = (batch, model.config.num_key_value_heads, first.head_dim)
+        self.limit = prompt + max_new_tokens + 1
+        self.dtype = dtype
+        self.keys = self.values = torch.empty(0)
+        self.capacity = 0
+        self.used = 0
+        self.reserve(min(self.limit, prompt + INITIAL_CAPACITY))
+
+    def reserve(self, length: int) -> None:
+        if length <= self.capacity:
+            return
+        capacity = min(max(length, 2 * self.capacity), max(self.limit, length))
+        batch, heads, dim = self.shape
+        keys = torch.empty((self.layers, batch, heads, capacity, dim), dtype=self.dtype)
+        values = torch.empty_like(keys)
+        if self.capacity:
+            keys[:, :, :, :self.used] = self.keys[:, :, :, :self.used]
+            values[:, :, :, :self.used] = self.values[:, :, :, :self.used]
+        self.keys, self.values, self.capacity = keys, values, capacity
+
+    def store(self, layer: int, start: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        end = start + key.shape[2]
+        self.keys[layer, :, :, start:end] = key
+        self.values[layer, :, :, start:end] = value
+        self.used = max(self.used, end)
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
