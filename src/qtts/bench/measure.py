@@ -1,11 +1,12 @@
 """Measure one synthesis path in this process: load, prefill, talker, code predictor, decoder.
 
 Run by ``qtts bench`` in a fresh subprocess per path, so that each path's peak RSS is its
-own.  Timers are hooks on qwen_tts's modules, identical for both paths:
+own.  Upstream's times come from hooks on qwen_tts's modules, qtts's from its talker loop
+(``LeanTalker.times``), which measures the same spans:
 - prefill: the first forward of the talker transformer (``talker.model``);
 - talker ms/frame: the other talker-transformer forwards, plus its codec head;
 - code predictor ms/frame: ``talker.code_predictor.generate`` (upstream's or the lean loop);
-- decoder: ``speech_tokenizer.decode``, per second of audio produced.
+- decoder: ``speech_tokenizer.decode``, per second of audio produced (hooked on both).
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ def measure(path: str, model_dir: str, frames: int, threads: int, precision: str
     started = time.perf_counter()
     audio_s, frames_made = generate()
     total_s = time.perf_counter() - started
+    if path == "qtts":  # one talker call generated every frame (all chunks are one batch)
+        loop = tts.model.talker_loop_for_bench
+        timers.prefill_s, timers.talker_s = loop.times.prefill_s, loop.times.talker_s
+        timers.code_predictor_s = loop.times.code_predictor_s
     per_step = max(frames_made, 1) / (batch if path == "qtts" else 1)  # generation steps
     result = {
         "path": path, "precision": "fp32" if path == "upstream" else precision, "threads": threads,
@@ -198,6 +203,8 @@ def _qtts(model_dir: str, frames: int, precision: str, decoder_precision: str, b
     text = " ".join([TEXT] * batch)
     options = SynthesisOptions(language="English", seed=seed, max_frames=frames, retry_runaway=False,
                                batch_size=batch, split_max_chars=len(TEXT) + 1, gap_s=0.0)
+
+    engine._tts.model.talker_loop_for_bench = engine.talker_loop
 
     def generate() -> tuple[float, int]:
         result = engine.synthesize(text, prompt, options)

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from qtts.engine.layers import decoder_layer
+
 
 class _Sequences:
     def __init__(self, sequences: torch.Tensor) -> None:
@@ -46,9 +48,21 @@ def lean_code_predictor(self: nn.Module, inputs_embeds: torch.Tensor, max_new_to
     position = 0
     for step in range(max_new_tokens):
         span = hidden.shape[1]
+        step_cos = cos[:, position:position + span].unsqueeze(1)
+        step_sin = sin[:, position:position + span].unsqueeze(1)
+
+        def rotate(query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return (query * step_cos + _rotate_half(query) * step_sin, key * step_cos + _rotate_half(key) * step_sin)
+
         for index, layer in enumerate(model.layers):
-            hidden = _layer(layer, hidden, cos[:, position:position + span], sin[:, position:position + span],
-                            keys[index], values[index], position)
+            def store(key: torch.Tensor, value: torch.Tensor, index: int = index,
+                      start: int = position) -> tuple[torch.Tensor, torch.Tensor]:
+                end = start + key.shape[2]
+                keys[index][:, :, start:end] = key
+                values[index][:, :, start:end] = value
+                return keys[index][:, :, :end], values[index][:, :, :end]
+
+            hidden = decoder_layer(layer, hidden, rotate, store, None)
         position += span
         last = model.norm(hidden[:, -1, :])
         token = _sample(self.lm_head[step](last).float(), do_sample, top_k, top_p, temperature)
@@ -66,31 +80,6 @@ def _rotary_tables(model: nn.Module, length: int, like: torch.Tensor) -> tuple[t
     if key not in tables:
         tables[key] = model.rotary_emb(like, torch.arange(length)[None])
     return tables[key]
-
-
-def _layer(layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-           keys: torch.Tensor, values: torch.Tensor, start: int) -> torch.Tensor:
-    """``Qwen3TTSDecoderLayer.forward`` with its attention on a preallocated KV cache."""
-    attention = layer.self_attn
-    batch, span, _ = hidden.shape
-    residual = hidden
-    normed = layer.input_layernorm(hidden)
-    heads = (batch, span, -1, attention.head_dim)
-    query = attention.q_norm(attention.q_proj(normed).view(heads)).transpose(1, 2)
-    key = attention.k_norm(attention.k_proj(normed).view(heads)).transpose(1, 2)
-    value = attention.v_proj(normed).view(heads).transpose(1, 2)
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    query = query * cos + _rotate_half(query) * sin
-    key = key * cos + _rotate_half(key) * sin
-    end = start + span
-    keys[:, :, start:end] = key
-    values[:, :, start:end] = value
-    # transformers' sdpa call without a mask: grouped KV heads, causal when several positions
-    # are new (only the first step, which starts at position 0).
-    attended = torch.nn.functional.scaled_dot_product_attention(
-        query, keys[:, :, :end], values[:, :, :end], scale=attention.scaling, is_causal=span > 1, enable_gqa=True)
-    hidden = residual + attention.o_proj(attended.transpose(1, 2).reshape(batch, span, -1))
-    return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from typing import Any
 
 from qtts.engine import kernels
 from qtts.engine.code_predictor import lean_code_predictor
+from qtts.engine.layers import fuse_projections
 from qtts.engine.quant import Quantizer, fast_bf16_gemm
 from qtts.engine.talker import LeanTalker
 
@@ -30,6 +31,7 @@ def apply_fast_path(model: Any, precision: str, int8_kernel: bool = True) -> dic
         counts["talker"] = quantizer.module(talker.model)
         talker.codec_head = quantizer.linear(talker.codec_head)
         counts["code_predictor"] = quantizer.module(talker.code_predictor)
+        counts["fused"] = fuse_projections(talker.model.layers) + fuse_projections(talker.code_predictor.model.layers)
     talker.code_predictor.generate = types.MethodType(lean_code_predictor, talker.code_predictor)
     talker.generate = LeanTalker(talker, activation_dtype(talker, precision))
     log.debug("fast path %s: %s linears quantized", precision, counts)

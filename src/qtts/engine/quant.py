@@ -78,6 +78,12 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, shape[-1])
+        if self.kernel is not None and rows.shape[0] < MANY_ROWS and x.dtype == torch.float32:
+            # The common case of a generation step, with as little around the kernel as possible.
+            out = self.kernel.int8_gemv(rows, self.weight_packed, self.row_sums, self.scale_fp32)
+            if self.bias is not None:
+                out = out + self.bias
+            return out.view(*shape[:-1], self.out_features)
         if rows.shape[0] >= MANY_ROWS and fast_bf16_gemm():
             rows = rows.to(torch.bfloat16).contiguous()
             # Prefill on CPUs with native bf16: a matrix-vector kernel slows down linearly with
@@ -94,6 +100,38 @@ class Int8Linear(nn.Module):
         if self.bias is not None:
             out = out + self.bias
         return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
+
+
+def fuse(linears: list[Int8Linear]) -> Int8Linear | None:
+    """One ``Int8Linear`` computing several that share their input (q/k/v, gate/up), with
+    their outputs side by side: one kernel call instead of several.  Exact: each output row
+    keeps its codes and scale, and the input is quantized once either way.  The originals
+    become views of the fused buffers (no extra memory).  None when they cannot be fused."""
+    first = linears[0]
+    if not all(isinstance(m, Int8Linear) and m.kernel is not None and m.kernel is first.kernel for m in linears):
+        return None
+    if any(m.in_features != first.in_features or m.out_features % 8 for m in linears):
+        return None
+    if any((m.bias is None) != (first.bias is None) for m in linears):
+        return None
+    fused = Int8Linear.__new__(Int8Linear)
+    nn.Module.__init__(fused)
+    fused.scratch, fused.kernel = first.scratch, first.kernel
+    fused.in_features, fused.out_features = first.in_features, sum(m.out_features for m in linears)
+    for name in ("weight_packed", "row_sums", "scale_fp32", "scale"):
+        fused.register_buffer(name, torch.cat([getattr(m, name) for m in linears]))
+    fused.bias = None if first.bias is None else nn.Parameter(torch.cat([m.bias for m in linears]), requires_grad=False)
+    offsets = {"weight_packed": 0, "rows": 0}
+    for m in linears:
+        size, rows = m.weight_packed.numel(), m.out_features
+        start, row = offsets["weight_packed"], offsets["rows"]
+        m.weight_packed = fused.weight_packed[start:start + size]
+        for name in ("row_sums", "scale_fp32", "scale"):
+            setattr(m, name, getattr(fused, name)[row:row + rows])
+        if m.bias is not None:
+            m.bias = nn.Parameter(fused.bias[row:row + rows], requires_grad=False)
+        offsets["weight_packed"], offsets["rows"] = start + size, row + rows
+    return fused
 
 
 class Int4Linear(nn.Module):

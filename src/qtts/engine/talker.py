@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from qtts.engine.code_predictor import _sample
+from qtts.engine.layers import decoder_layer
 
 INITIAL_CAPACITY = 256  # positions beyond the prompt allocated at first; doubled when reached
 
@@ -142,30 +143,16 @@ class LeanTalker:
         cos, sin = model.rotary_emb(hidden, position_ids)
         cache.reserve(start + hidden.shape[1])
         for index, layer in enumerate(model.layers):
-            hidden = self._layer(layer, hidden, cos, sin, cache, index, start, mask)
-        return model.norm(hidden)
+            scaling = layer.self_attn.rope_scaling
 
-    def _layer(self, layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-               cache: "_KVCache", index: int, start: int, mask: torch.Tensor | None) -> torch.Tensor:
-        """``Qwen3TTSTalkerDecoderLayer.forward`` with its attention on the preallocated cache."""
-        attention = layer.self_attn
-        batch, span, _ = hidden.shape
-        residual = hidden
-        normed = layer.input_layernorm(hidden)
-        heads = (batch, span, -1, attention.head_dim)
-        query = attention.q_norm(attention.q_proj(normed).view(heads)).transpose(1, 2)
-        key = attention.k_norm(attention.k_proj(normed).view(heads)).transpose(1, 2)
-        value = attention.v_proj(normed).view(heads).transpose(1, 2)
-        scaling = attention.rope_scaling
-        query, key = self.rotate(query, key, cos, sin, scaling["mrope_section"], scaling["interleaved"])
-        keys, values = cache.store(index, start, key, value)
-        # transformers' sdpa call: no mask and causal for an unpadded prefill, no mask for an
-        # unpadded step, the padding mask otherwise.
-        attended = torch.nn.functional.scaled_dot_product_attention(
-            query, keys, values, attn_mask=mask, scale=attention.scaling, is_causal=mask is None and span > 1,
-            enable_gqa=True)
-        hidden = residual + attention.o_proj(attended.transpose(1, 2).reshape(batch, span, -1))
-        return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+            def rotate(query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                return self.rotate(query, key, cos, sin, scaling["mrope_section"], scaling["interleaved"])
+
+            def store(key: torch.Tensor, value: torch.Tensor, index: int = index) -> tuple[torch.Tensor, torch.Tensor]:
+                return cache.store(index, start, key, value)
+
+            hidden = decoder_layer(layer, hidden, rotate, store, mask)
+        return model.norm(hidden)
 
     @staticmethod
     def _prefill_mask(mask: torch.Tensor) -> torch.Tensor | None:

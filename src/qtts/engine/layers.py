@@ -1,0 +1,72 @@
+"""One decoder layer of qwen_tts's transformers (talker and code predictor), as both lean
+loops run it: the layer's own modules in upstream's order, its attention on a caller's
+preallocated KV cache, and the projections that share an input fused into one int8 call
+where the fast path fused them (``fuse_projections``; exact, see ``quant.fuse``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from qtts.engine.quant import fuse
+
+Rotate = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Store = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def fuse_projections(layers: nn.ModuleList) -> int:
+    """Fuse q/k/v and gate/up of each layer where all are qtts int8 linears; return how many
+    groups were fused.  The fused modules are kept beside (not inside) the upstream modules,
+    so that upstream's own forward still finds its q_proj, k_proj, … unchanged."""
+    count = 0
+    for layer in layers:
+        attention, mlp = layer.self_attn, layer.mlp
+        for owner, names, key in ((attention, ("q_proj", "k_proj", "v_proj"), "_qtts_qkv"),
+                                  (mlp, ("gate_proj", "up_proj"), "_qtts_gate_up")):
+            fused = fuse([getattr(owner, name) for name in names])
+            if fused is not None:
+                owner.__dict__[key] = fused
+                count += 1
+    return count
+
+
+def decoder_layer(layer: nn.Module, hidden: torch.Tensor, rotate: Rotate, store: Store,
+                  mask: torch.Tensor | None) -> torch.Tensor:
+    """``Qwen3TTS*DecoderLayer.forward``: ``rotate`` applies the rotary embedding to (query,
+    key), ``store`` puts the new keys and values in the cache and returns all of them."""
+    attention = layer.self_attn
+    batch, span, _ = hidden.shape
+    residual = hidden
+    normed = layer.input_layernorm(hidden)
+    heads = (batch, span, -1, attention.head_dim)
+    query, key, value = _qkv(attention, normed)
+    query = attention.q_norm(query.reshape(heads)).transpose(1, 2)
+    key = attention.k_norm(key.reshape(heads)).transpose(1, 2)
+    value = value.reshape(heads).transpose(1, 2)
+    query, key = rotate(query, key)
+    keys, values = store(key, value)
+    # transformers' sdpa call: no mask and causal when several unpadded positions are new,
+    # no mask for one unpadded position, the padding mask otherwise.
+    attended = torch.nn.functional.scaled_dot_product_attention(
+        query, keys, values, attn_mask=mask, scale=attention.scaling, is_causal=mask is None and span > 1,
+        enable_gqa=True)
+    hidden = residual + attention.o_proj(attended.transpose(1, 2).reshape(batch, span, -1))
+    return hidden + _mlp(layer.mlp, layer.post_attention_layernorm(hidden))
+
+
+def _qkv(attention: nn.Module, normed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    fused = attention.__dict__.get("_qtts_qkv")
+    if fused is None:
+        return attention.q_proj(normed), attention.k_proj(normed), attention.v_proj(normed)
+    sizes = [attention.q_proj.out_features, attention.k_proj.out_features, attention.v_proj.out_features]
+    return fused(normed).split(sizes, dim=-1)
+
+
+def _mlp(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    fused = mlp.__dict__.get("_qtts_gate_up")
+    if fused is None:
+        return mlp(x)
+    gate, up = fused(x).split(mlp.gate_proj.out_features, dim=-1)
+    return mlp.down_proj(mlp.act_fn(gate) * up)
