@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from qtts import audio as audio_mod
-from qtts.engine.compat import EXPECTED_VERSIONS, torchaudio_status
+from qtts.engine.upstream import PINNED, torchaudio_status
 from qtts.errors import QttsError
 from qtts.settings import FALLBACK_MODEL_ID, Settings
 
@@ -37,8 +37,8 @@ def run_checks(settings: Settings) -> list[Check]:
     checks = [_python(), _torch(settings)]
     checks += [_package(dist, module) for dist, module in
                (("transformers", "transformers"), ("accelerate", "accelerate"), ("qwen-tts", "qwen_tts"))]
-    checks += [_torchaudio(), _cpu(), _precision(settings), *_model_and_memory(settings), _disk(), _sox(),
-               _voices(settings)]
+    checks += [_upstream(), _torchaudio(), _cpu(), _precision(settings), *_model_and_memory(settings), _disk(),
+               _sox(), _voices(settings)]
     return checks
 
 
@@ -58,7 +58,7 @@ def _version(dist: str) -> str | None:
 def _torch(settings: Settings) -> Check:
     version = _version("torch")
     if version is None:
-        return Check("torch", "fail", "not installed", f"pip install torch=={EXPECTED_VERSIONS['torch']}")
+        return Check("torch", "fail", "not installed", f"pip install torch=={PINNED['torch']}")
     import torch
 
     build = "CUDA build" if torch.version.cuda else "CPU build"
@@ -66,15 +66,15 @@ def _torch(settings: Settings) -> Check:
     detail = f"{version} ({build}), {threads} threads of {os.cpu_count()} cores"
     if torch.version.cuda:
         return Check("torch", "warn", detail, "a CUDA build works but wastes GBs; the CPU build is "
-                     f"'pip install torch=={EXPECTED_VERSIONS['torch']}' on a CPU-only machine")
-    expected = EXPECTED_VERSIONS["torch"]
+                     f"'pip install torch=={PINNED['torch']}' on a CPU-only machine")
+    expected = PINNED["torch"]
     status = "ok" if version.split("+")[0] == expected else "warn"
     return Check("torch", status, detail, "" if status == "ok" else f"tested with torch=={expected}")
 
 
 def _package(dist: str, module: str) -> Check:
     version = _version(dist)
-    expected = EXPECTED_VERSIONS.get(module, "")
+    expected = PINNED.get(module, "")
     if version is None:
         return Check(dist, "fail", "not installed", "run the README's install command")
     status = "ok" if not expected or version == expected else "warn"
@@ -111,27 +111,43 @@ def _cpu() -> Check:
     return Check("cpu", "ok", detail)
 
 
-# What each precision runs on, and the CPU features that make it fast.
-PRECISION_NOTES = {
-    "int4": ("int4 weight-only talker + code predictor (torch int4pack kernels), bf16 elsewhere",
-             ("avx512_bf16", "amx_bf16")),
-    "int8": ("int8 weight-only talker + code predictor, bf16 elsewhere", ("avx512_vnni", "avx512_bf16", "amx_bf16")),
-    "bf16": ("bf16 weights and activations", ("avx512_bf16", "amx_bf16")),
-    "fp32": ("fp32 everywhere: upstream's numbers exactly, slowest and largest", ("avx2", "avx512f")),
-}
+def precision_meaning(settings: Settings) -> str:
+    """What the configured precision runs as on this CPU (also printed by ``qtts bench``)."""
+    from qtts.engine import kernels
+    from qtts.engine.quant import fast_bf16_gemm
+
+    native_bf16 = fast_bf16_gemm()
+    activations = "bf16 activations (native here)" if native_bf16 else "fp32 activations (no native bf16 here)"
+    prefill = "prefill on a bf16 GEMM (native)" if native_bf16 else "prefill on the int8 kernel"
+    kernel = kernels.status() if settings.int8_kernel else "torch int8 kernel (int8_kernel off)"
+    meanings = {
+        "int8": f"int8 weights in the talker and code predictor on the {kernel}, {activations}, {prefill}",
+        "int4": f"int4 weights (torch's int4pack kernel, bf16 inputs), {activations}; least faithful",
+        "bf16": "bf16 weights and activations" + ("" if native_bf16 else " (emulated here: slow)"),
+        "fp32": "fp32 everywhere: upstream's numbers exactly, slowest and largest",
+    }
+    return f"{settings.precision}: {meanings[settings.precision]}; decoder {settings.decoder_precision}"
 
 
 def _precision(settings: Settings) -> Check:
-    what, helpful = PRECISION_NOTES[settings.precision]
-    present = [flag for flag in helpful if flag in cpu_features()]
-    detail = f"{settings.precision}: {what}; fast with {', '.join(helpful)} (here: {', '.join(present) or 'none'})"
-    if settings.precision == "int8":
-        from qtts.engine import kernels
+    from qtts.engine.quant import fast_bf16_gemm
 
-        detail += f"; matrix-vector products on the {kernels.status() if settings.int8_kernel else 'torch int8 kernel (int8_kernel off)'}"
-    if settings.precision != "fp32" and not present:
-        return Check("precision", "warn", detail, "this CPU lacks bf16 instructions: compare --precision fp32 with 'qtts bench'")
+    detail = precision_meaning(settings)
+    if settings.precision == "bf16" and not fast_bf16_gemm():
+        return Check("precision", "warn", detail, "this CPU emulates bf16: use the default --precision int8")
     return Check("precision", "ok", detail)
+
+
+def _upstream() -> Check:
+    from qtts.engine.upstream import ALLOW_UNTESTED_ENV, PATCHED_AGAINST, installed_versions
+
+    versions = installed_versions()
+    wrong = [name for name in PATCHED_AGAINST if versions[name] != PINNED[name]]
+    detail = ", ".join(f"{name} {versions[name]}" for name in PATCHED_AGAINST)
+    if wrong:
+        return Check("upstream", "fail", f"{detail}; qtts patches the internals of {', '.join(f'{n}=={PINNED[n]}' for n in wrong)}",
+                     f"reinstall with the README's install command (or set {ALLOW_UNTESTED_ENV}=1 to try anyway)")
+    return Check("upstream", "ok", f"{detail}: the versions qtts's patches were tested with")
 
 
 def _model_and_memory(settings: Settings) -> list[Check]:
@@ -229,6 +245,7 @@ def run_smoke(settings: Settings, voice_id: str = "smoke", max_frames: int = 40)
         "audio_seconds": round(result.audio.duration_s, 3),
         "rtf": round(result.rtf, 3),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "upstream_patches": asdict(engine.patches) if engine.patches else None,
     }
 
 

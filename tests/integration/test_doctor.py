@@ -15,6 +15,46 @@ def test_run_smoke_exits_zero_and_reports_timings(tiny_env):
     assert names["model"]["status"] == "ok"
     smoke = report["smoke"]
     assert smoke["audio_seconds"] > 0 and smoke["rtf"] > 0 and smoke["peak_rss_bytes"] > 0
+    assert names["upstream"]["status"] == "ok"
+    patches = smoke["upstream_patches"]["patches"]
+    assert patches["talker loop"] == 1 and patches["code predictor loop"] == 1 and patches["decoder SnakeBeta"] > 0
+    assert patches["talker linears quantized"] > 0 and patches["projections fused"] > 0  # int8 by default
+
+
+def test_an_untested_qwen_tts_is_refused_at_load_unless_allowed(tiny_env, monkeypatch):
+    from qtts.engine import upstream
+
+    real = upstream.installed_versions()
+    monkeypatch.setattr(upstream, "installed_versions", lambda: {**real, "qwen_tts": "0.2.0"})
+    result = run("speak", "--voice-id", "x", "--ref-audio", "/nonexistent.wav", "--text", "Hi.", "--out", "x.wav")
+    assert result.exit_code in (2, 5)  # the bad clip may be noticed first; the doctor check below is direct
+    doctor = run("doctor", "--json")
+    checks = {c["name"]: c for c in __import__("json").loads(doctor.stdout)["checks"]}
+    assert checks["upstream"]["status"] == "fail" and "0.2.0" in checks["upstream"]["detail"]
+    import pytest
+
+    with pytest.raises(upstream.DependencyProblem, match="tested with qwen_tts==0.1.1"):
+        upstream.check_versions()
+    monkeypatch.setenv(upstream.ALLOW_UNTESTED_ENV, "1")
+    assert upstream.check_versions()["qwen_tts"] == "0.2.0"
+
+
+def test_a_patch_that_finds_nothing_fails_loudly_with_its_name(tiny_model):
+    import pytest
+    import torch
+
+    from qtts.engine import upstream
+    from qtts.errors import DependencyProblem
+
+    tts = upstream.import_qwen_tts().Qwen3TTSModel.from_pretrained(str(tiny_model), device_map="cpu",
+                                                                    dtype=torch.float32)
+    decoder = tts.model.speech_tokenizer.model
+    for name, module in list(decoder.named_modules()):  # as if upstream had renamed its activation class
+        for child_name, child in list(module.named_children()):
+            if type(child).__name__ == "SnakeBeta":
+                setattr(module, child_name, torch.nn.Identity())
+    with pytest.raises(DependencyProblem, match="'decoder SnakeBeta' found nothing to patch"):
+        upstream.install(tts.model, "fp32")
 
 
 def test_run_smoke_reuses_the_smoke_voice(tiny_env, isolated_home):

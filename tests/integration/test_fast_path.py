@@ -30,7 +30,7 @@ def test_fp32_codes_are_identical_to_upstream_generate_voice_clone(tiny_model, f
     """Upstream's own loop (transformers generate for the code predictor) on a fresh model
     against qtts's fp32 path (lean loop): same greedy codes."""
     from qtts.engine import generation
-    from qtts.engine.compat import import_qwen_tts
+    from qtts.engine.upstream import import_qwen_tts
 
     upstream = import_qwen_tts().Qwen3TTSModel.from_pretrained(str(tiny_model), device_map="cpu",
                                                                 dtype=torch.float32, attn_implementation="sdpa")
@@ -49,7 +49,7 @@ def test_sampled_codes_match_upstream_for_the_same_seed(tiny_model, fp32_engine,
     """Both loops draw from the random generator in the same order (talker token, then the
     code predictor's 15), with transformers' processors: the same seed, the same codes."""
     from qtts.engine import generation
-    from qtts.engine.compat import import_qwen_tts
+    from qtts.engine.upstream import import_qwen_tts
 
     upstream = import_qwen_tts().Qwen3TTSModel.from_pretrained(str(tiny_model), device_map="cpu",
                                                                 dtype=torch.float32, attn_implementation="sdpa")
@@ -66,7 +66,7 @@ def test_lean_snake_activation_decodes_bit_identically(tiny_model, fp32_engine):
     """The engine's decoder (lean SnakeBeta, installed at load) against a freshly loaded
     upstream speech tokenizer, on codes long enough to span several slices."""
     from qtts.engine import codec_decoder
-    from qtts.engine.compat import import_qwen_tts
+    from qtts.engine.upstream import import_qwen_tts
 
     import_qwen_tts()
     from qwen_tts import Qwen3TTSTokenizer
@@ -75,6 +75,7 @@ def test_lean_snake_activation_decodes_bit_identically(tiny_model, fp32_engine):
     engine_tokenizer = fp32_engine._tts.model.speech_tokenizer
     snakes = [m for m in engine_tokenizer.model.modules() if type(m).__name__ == "SnakeBeta"]
     assert snakes and all(m.forward.__func__ is codec_decoder.lean_snake_forward for m in snakes)
+    assert fp32_engine.patches.patches["decoder SnakeBeta"] == len(snakes)
     codes = torch.randint(0, 32, (12, 16), generator=torch.Generator().manual_seed(0))
     assert 12 * 1920 > 2 * codec_decoder.SLICE_SAMPLES
     expected, _ = upstream.decode([{"audio_codes": codes}])

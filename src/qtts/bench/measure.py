@@ -159,7 +159,7 @@ def decoder_gflop_per_audio_s(tts: Any, frames: int = 25) -> float:
     codes = torch.zeros((frames, 16), dtype=torch.long)
     with FlopCounterMode(display=False) as counter:
         tts.model.speech_tokenizer.decode([{"audio_codes": codes}])
-    return round(counter.get_total_flops() / 1e9 / (frames / 12.5), 1)
+    return float(f"{counter.get_total_flops() / 1e9 / (frames / 12.5):.4g}")
 
 
 def _upstream(model_dir: str, frames: int, seed: int, attention: str = "sdpa"):  # noqa: ANN202
@@ -167,7 +167,7 @@ def _upstream(model_dir: str, frames: int, seed: int, attention: str = "sdpa"): 
     from_pretrained picks by default; eager is the planning document's configuration)."""
     import torch
 
-    from qtts.engine.compat import import_qwen_tts
+    from qtts.engine.upstream import import_qwen_tts
 
     qwen_tts = import_qwen_tts()
     tts = qwen_tts.Qwen3TTSModel.from_pretrained(model_dir, device_map="cpu", dtype=torch.float32,

@@ -60,8 +60,11 @@ def run_bench(preset: str, checkpoint_dir: Path, threads: int, frames: int, prec
         plan.insert(1, ("upstream-eager", 1, precision, decoder_precision, True))
     if precision == "int8":
         plan.append(("qtts", 1, precision, decoder_precision, False))  # torch's int8 kernel, for comparison
-    if (precision, decoder_precision) != ("int4", "bf16"):
-        plan.append(("qtts", 1, "int4", "bf16", True))  # the fastest settings, for comparison
+    from qtts.engine.quant import fast_bf16_gemm
+
+    fastest_decoder = "bf16" if fast_bf16_gemm() else "fp32"  # bf16 is emulated (and refused) elsewhere
+    if (precision, decoder_precision) != ("int4", fastest_decoder):
+        plan.append(("qtts", 1, "int4", fastest_decoder, True))  # the fastest settings, for comparison
     if batch > 1:
         plan.append(("qtts", batch, precision, decoder_precision, True))
     rows = []
@@ -97,7 +100,7 @@ def _faithful(fidelity: dict[str, Any] | None, precision: str, decoder_precision
     talker_ok = precision == "fp32" or (
         fidelity["paths"].get(precision, {}).get("talker_logit_cosine_mean", 0) >= MIN_LOGIT_COSINE
         and fidelity["paths"].get(precision, {}).get("code_predictor_logit_cosine_mean", 0) >= MIN_LOGIT_COSINE)
-    decoder_ok = decoder_precision == "fp32" or fidelity.get("bf16_decoder_snr_db", 0) >= MIN_DECODER_SNR_DB
+    decoder_ok = decoder_precision == "fp32" or (fidelity.get("bf16_decoder_snr_db") or 0) >= MIN_DECODER_SNR_DB
     return bool(talker_ok and decoder_ok)
 
 

@@ -48,7 +48,7 @@ def build_random_checkpoint(preset: str, out_dir: Path, seed: int = 0, overwrite
     import torch
     from safetensors.torch import save_file
 
-    from qtts.engine.compat import import_qwen_tts
+    from qtts.engine.upstream import import_qwen_tts
 
     if preset not in presets.PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(presets.PRESETS)}")

@@ -46,6 +46,12 @@ def doctor(settings: Settings, run_smoke: bool, voice_id: str, as_json: bool) ->
             click.echo(f"smoke: load {result['load_seconds']:.2f} s, synthesis {result['synthesis_seconds']:.2f} s "
                        f"for {result['audio_seconds']:.2f} s of audio (RTF {result['rtf']:.2f}), "
                        f"peak RSS {result['peak_rss_bytes'] / 1024**3:.2f} GiB")
+            patches = result.get("upstream_patches")
+            if patches:
+                click.echo(f"upstream patches ({patches['precision']}, activations {patches['activation_dtype']}, "
+                           f"int8 kernel {patches['int8_kernel']}):")
+                for name, count in patches["patches"].items():
+                    click.echo(f"  {name}: {count}")
     if as_json:
         print_json(report)
     if exit_code:

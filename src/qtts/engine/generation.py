@@ -33,16 +33,10 @@ def prompt_item(prompt: VoicePrompt) -> Any:
 def generate(tts: Any, texts: list[str], language: str, prompt: VoicePrompt, **generate_kwargs: Any) -> list[Any]:
     """Talker + code predictor for a batch of texts in one voice; returns one (frames, 16)
     code tensor per text, cut at its end-of-speech token."""
-    items = [prompt_item(prompt)] * len(texts)
-    prompt_dict = tts._prompt_items_to_voice_clone_prompt(items)
-    input_ids = tts._tokenize_texts([tts._build_assistant_text(t) for t in texts])
-    ref_ids = None
-    if prompt.ref_text:
-        ref_id = tts._tokenize_texts([tts._build_ref_text(prompt.ref_text)])[0]
-        ref_ids = [ref_id] * len(texts)
-    codes, _ = tts.model.generate(
-        input_ids=input_ids, ref_ids=ref_ids, voice_clone_prompt=prompt_dict, languages=[language] * len(texts),
-        non_streaming_mode=False, **tts._merge_generate_kwargs(**generate_kwargs))
+    from qtts.engine.upstream import voice_clone_inputs
+
+    inputs = voice_clone_inputs(tts, texts, [prompt_item(prompt)] * len(texts), prompt.ref_text, generate_kwargs)
+    codes, _ = tts.model.generate(languages=[language] * len(texts), non_streaming_mode=False, **inputs)
     return list(codes)
 
 

@@ -2,8 +2,8 @@
 
 Upstream ``Qwen3TTSForConditionalGeneration.generate`` builds the talker's generation
 arguments itself and drops any extra ones, so a ``StoppingCriteria`` cannot be passed
-through ``generate_voice_clone``.  ``install_guard`` wraps the talker's ``generate`` on the
-loaded instance once; the wrapper adds the criteria of whichever ``GenerationGuard`` is
+through ``generate_voice_clone``.  ``guarded`` wraps the talker's ``generate`` on the
+loaded instance once (through ``upstream.wrap_talker_generate``); the wrapper adds the criteria of whichever ``GenerationGuard`` is
 active for the current call (the engine runs one synthesis at a time).
 """
 
@@ -51,19 +51,22 @@ class GuardSlot:
         self.active: GenerationGuard | None = None
 
 
-def install_guard(talker: Any, slot: GuardSlot) -> None:
+def guarded(slot: GuardSlot) -> Any:
+    """A wrapper for the talker's ``generate`` (see ``upstream.wrap_talker_generate``) that adds
+    the active guard to the call's stopping criteria."""
     from transformers import StoppingCriteriaList
 
-    original = talker.generate
+    def wrap(original: Any) -> Any:
+        def generate_with_guard(*args: Any, **kwargs: Any) -> Any:
+            if slot.active is not None:
+                criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])
+                criteria.append(slot.active)
+                kwargs["stopping_criteria"] = criteria
+            return original(*args, **kwargs)
 
-    def generate_with_guard(*args: Any, **kwargs: Any) -> Any:
-        if slot.active is not None:
-            criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])
-            criteria.append(slot.active)
-            kwargs["stopping_criteria"] = criteria
-        return original(*args, **kwargs)
+        return generate_with_guard
 
-    talker.generate = generate_with_guard
+    return wrap
 
 
 def looks_like_loop(codes: list[int], window: int = 40, max_period: int = 12, agreement: float = 0.95) -> bool:

@@ -53,11 +53,11 @@ class LeanTalker:
     codes of the first row as soon as they are made (streaming)."""
 
     def __init__(self, talker: nn.Module, activation_dtype: torch.dtype) -> None:
-        from qwen_tts.core.models.modeling_qwen3_tts import apply_multimodal_rotary_pos_emb
+        from qtts.engine.upstream import multimodal_rotary
 
         self.talker = talker
         self.dtype = activation_dtype
-        self.rotate = apply_multimodal_rotary_pos_emb
+        self.rotate = multimodal_rotary()
         self.frame_listener: Callable[[torch.Tensor], None] | None = None
         self.times = StepTimes()
 

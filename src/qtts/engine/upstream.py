@@ -1,0 +1,312 @@
+"""The one door to qwen_tts's and transformers' internals: everything qtts replaces, wraps
+or calls that is not their public API goes through this module, checked against the pinned
+versions.
+
+- ``import_qwen_tts()``: the import, quietly, without torchaudio's native parts (below), and
+  refusing versions other than the pinned ones unless ``QTTS_ALLOW_UNTESTED_UPSTREAM=1``.
+- ``install(model, precision, int8_kernel)``: the CPU fast path on a loaded model's
+  instances (qwen_tts's classes are not modified): low-bit linears (``quant``) in the
+  talker and code predictor, their fused projections (``layers``), the lean talker and
+  code-predictor loops in place of the two ``generate`` methods (``talker``,
+  ``code_predictor``), and the lean SnakeBeta in the decoder (``codec_decoder``).  Each
+  patch counts what it replaced and fails loudly when it finds nothing: a changed upstream
+  shows as a dependency error naming the patch, not as a traceback or a silent slow path.
+  The returned ``PatchReport`` is what ``qtts doctor`` prints.
+- ``wrap_talker_generate`` (the per-call guard), ``voice_clone_inputs`` (qwen_tts's private
+  tokenization helpers) and ``multimodal_rotary`` (its rotary function).
+
+Why the import needs care: ``import qwen_tts`` imports its 25 Hz tokenizer code at module level, which
+imports ``torchaudio.compliance.kaldi`` (and ``sox``, ``onnxruntime``, ``einops``).  The 12 Hz
+models never call that code.  PyPI has no torchaudio built for torch 2.13, and the newest
+one (2.11, a CUDA build) fails to load beside CPU torch (``OSError … libc10_cuda.so``).  So,
+only when the real torchaudio cannot be imported, we register a minimal ``torchaudio``
+package whose functions raise a ``DependencyProblem`` if anything ever calls them.
+``qtts doctor`` reports which one is in use.  The import also prints a flash-attn banner to
+stdout and a SoX banner to stderr; both are captured and sent to the debug log instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.machinery
+import logging
+import os
+import sys
+import tempfile
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from qtts.errors import DependencyProblem
+
+log = logging.getLogger(__name__)
+
+PINNED = {"torch": "2.13.0", "transformers": "4.57.3", "qwen_tts": "0.1.1", "accelerate": "1.12.0"}
+# The versions whose internals the patches below were written and tested against.
+PATCHED_AGAINST = ("qwen_tts", "transformers")
+ALLOW_UNTESTED_ENV = "QTTS_ALLOW_UNTESTED_UPSTREAM"
+_STUB_MODULES = ("torchaudio", "torchaudio.compliance", "torchaudio.compliance.kaldi")
+
+
+def torchaudio_status() -> tuple[str, str]:
+    """("real", version) when torchaudio imports; ("stand-in", reason) when it cannot."""
+    module = sys.modules.get("torchaudio")
+    if module is not None and getattr(module, "__qtts_stand_in__", False):
+        return "stand-in", module.__qtts_reason__
+    try:
+        with _quiet_fds():
+            module = importlib.import_module("torchaudio")
+    except Exception as exc:  # ImportError, or OSError from a mismatched native library
+        return "stand-in", _short(exc)
+    return "real", getattr(module, "__version__", "unknown")
+
+
+def import_qwen_tts() -> Any:
+    """Import and return the ``qwen_tts`` module, mapping failures to ``DependencyProblem``."""
+    if sys.modules.get("qwen_tts") is not None:
+        return sys.modules["qwen_tts"]
+    _ensure_torch()
+    kind, detail = torchaudio_status()
+    if kind == "stand-in":
+        _install_torchaudio_stand_in(detail)
+    try:
+        with _quiet_fds() as captured:
+            module = importlib.import_module("qwen_tts")
+    except ImportError as exc:
+        raise DependencyProblem(
+            f"qwen_tts could not be imported: {_short(exc)}",
+            hint=f"reinstall with the README's install command (expects qwen-tts=={PINNED['qwen_tts']}, "
+            f"transformers=={PINNED['transformers']}); run 'qtts doctor' for details",
+        ) from exc
+    if captured:
+        log.debug("import qwen_tts printed: %s", captured[0].strip())
+    check_versions()
+    return module
+
+
+def installed_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for name in PINNED:
+        try:
+            versions[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    versions["torch"] = versions["torch"].split("+")[0]
+    return versions
+
+
+def check_versions() -> dict[str, str]:
+    """The installed versions; a ``DependencyProblem`` when qwen_tts or transformers differ
+    from the pinned ones (their internals are patched), unless explicitly allowed."""
+    versions = installed_versions()
+    wrong = {name: versions[name] for name in PATCHED_AGAINST if versions[name] != PINNED[name]}
+    if wrong and os.environ.get(ALLOW_UNTESTED_ENV, "") in ("", "0"):
+        found = ", ".join(f"{name} {version}" for name, version in wrong.items())
+        wanted = ", ".join(f"{name}=={PINNED[name]}" for name in wrong)
+        raise DependencyProblem(f"qtts was tested with {wanted}, and this machine has {found}",
+                                hint=f"reinstall with the README's install command, or set {ALLOW_UNTESTED_ENV}=1 "
+                                "to try anyway ('qtts doctor' shows which patches apply)")
+    return versions
+
+
+def _ensure_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise DependencyProblem(
+            f"PyTorch is not importable: {_short(exc)}",
+            hint=f"install the CPU build: pip install torch=={PINNED['torch']}",
+        ) from exc
+
+
+def _install_torchaudio_stand_in(reason: str) -> None:
+    def unavailable(*_args: Any, **_kwargs: Any) -> Any:
+        raise DependencyProblem(
+            "this feature needs torchaudio, which cannot be loaded here",
+            hint="qtts uses the 12 Hz models, which do not need it; 25 Hz tokenizers are not supported",
+        )
+
+    modules = {}
+    for name in _STUB_MODULES:
+        module = types.ModuleType(name, "qtts stand-in: torchaudio could not be imported")
+        module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None, is_package=True)
+        module.__qtts_stand_in__ = True
+        module.__qtts_reason__ = reason
+        module.__getattr__ = lambda attr, _n=name: unavailable if not attr.startswith("__") else _raise(_n, attr)
+        modules[name] = module
+    modules["torchaudio"].compliance = modules["torchaudio.compliance"]
+    modules["torchaudio.compliance"].kaldi = modules["torchaudio.compliance.kaldi"]
+    for name, module in modules.items():
+        sys.modules.setdefault(name, module)
+    log.debug("torchaudio stand-in installed (%s)", reason)
+
+
+def _raise(module: str, attr: str) -> Any:
+    raise AttributeError(f"module {module!r} has no attribute {attr!r}")
+
+
+@contextlib.contextmanager
+def _quiet_fds() -> Iterator[list[str]]:
+    """Capture what C code, subprocesses and print() write to fds 1 and 2 meanwhile."""
+    captured: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield captured
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            captured.append(sink.read().decode("utf-8", "replace"))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+# -- the patches -----------------------------------------------------------------------------
+
+@dataclass
+class PatchReport:
+    """What ``install`` changed on a loaded model: replacements counted per patch."""
+
+    precision: str
+    versions: dict[str, str]
+    patches: dict[str, int] = field(default_factory=dict)
+    activation_dtype: str = ""
+    int8_kernel: str = "torch"
+
+    def lines(self) -> list[str]:
+        return [f"{name}: {count}" for name, count in self.patches.items()]
+
+
+LOW_BIT = ("int8", "int4")
+
+
+def install(model: Any, precision: str, int8_kernel: bool = True) -> PatchReport:
+    """Install the CPU fast path on a loaded ``Qwen3TTSForConditionalGeneration``."""
+    from qtts.engine import kernels
+    from qtts.engine.code_predictor import lean_code_predictor
+    from qtts.engine.layers import fuse_projections
+    from qtts.engine.quant import Quantizer
+    from qtts.engine.talker import LeanTalker
+
+    talker = model.talker
+    predictor = talker.code_predictor
+    report = PatchReport(precision, installed_versions())
+    if precision in LOW_BIT:
+        kernel = kernels.load() if precision == "int8" and int8_kernel else None
+        quantizer = Quantizer(precision, kernel=kernel)
+        # Found must be > 0; replaced may be fewer (too narrow for the scheme, e.g. int4 on a tiny model).
+        _require("talker linears", _count_linears(talker.model))
+        _require("code predictor linears", _count_linears(predictor))
+        report.patches["talker linears quantized"] = quantizer.module(talker.model)
+        replacement = quantizer.linear(talker.codec_head)
+        report.patches["codec head quantized"] = int(replacement is not talker.codec_head)
+        talker.codec_head = replacement
+        report.patches["code predictor linears quantized"] = quantizer.module(predictor)
+        report.patches["projections fused"] = fuse_projections(talker.model.layers) + fuse_projections(predictor.model.layers)
+        report.int8_kernel = kernel.variant() if kernel is not None else "torch"
+    _require_attributes("code predictor loop", predictor, ("generate", "model", "lm_head", "small_to_mtp_projection"))
+    predictor.generate = types.MethodType(lean_code_predictor, predictor)
+    report.patches["code predictor loop"] = 1
+    _require_attributes("talker loop", talker, ("generate", "model", "codec_head", "code_predictor"))
+    dtype = activation_dtype(talker, precision)
+    talker.generate = LeanTalker(talker, dtype)
+    report.patches["talker loop"] = 1
+    report.activation_dtype = str(dtype).replace("torch.", "")
+    report.patches["decoder SnakeBeta"] = _require("decoder SnakeBeta", speed_up_decoder(model.speech_tokenizer))
+    return report
+
+
+def _count_linears(module: Any) -> int:
+    from torch import nn
+
+    return sum(isinstance(m, nn.Linear) for m in module.modules())
+
+
+def _require(patch: str, count: int) -> int:
+    if count == 0:
+        raise DependencyProblem(f"qtts's patch '{patch}' found nothing to patch in qwen_tts {installed_versions()['qwen_tts']}",
+                                hint=f"reinstall qwen-tts=={PINNED['qwen_tts']} (the README's install command)")
+    return count
+
+
+def _require_attributes(patch: str, module: Any, names: tuple[str, ...]) -> None:
+    missing = [name for name in names if not hasattr(module, name)]
+    if missing:
+        raise DependencyProblem(f"qtts's patch '{patch}' cannot find {', '.join(missing)} on {type(module).__name__}",
+                                hint=f"reinstall qwen-tts=={PINNED['qwen_tts']} (the README's install command)")
+
+
+def activation_dtype(talker: Any, precision: str) -> Any:
+    """fp32 activations where the CPU has no native bf16 (emulated bf16 is slower, and the
+    low-bit linears take fp32 as it is), provided that every linear the loops run was
+    replaced (a plain bf16 ``nn.Linear`` needs bf16 input); otherwise the model's dtype."""
+    import torch
+    from torch import nn
+
+    from qtts.engine.quant import fast_bf16_gemm
+
+    model_dtype = next(talker.model.layers.parameters()).dtype
+    looped = (talker.model.layers, talker.codec_head, talker.code_predictor)
+    all_low_bit = not any(isinstance(m, nn.Linear) for part in looped for m in part.modules())
+    if model_dtype == torch.float32 or (precision in LOW_BIT and all_low_bit and not fast_bf16_gemm()):
+        return torch.float32
+    return model_dtype
+
+
+def speed_up_decoder(speech_tokenizer: Any) -> int:
+    """Install ``codec_decoder.lean_snake_forward`` on every SnakeBeta of the decoder."""
+    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import SnakeBeta
+
+    from qtts.engine.codec_decoder import lean_snake_forward
+
+    count = 0
+    for module in speech_tokenizer.model.modules():
+        if isinstance(module, SnakeBeta):
+            module.forward = types.MethodType(lean_snake_forward, module)
+            count += 1
+    return count
+
+
+def wrap_talker_generate(talker: Any, wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Any:
+    """Replace the talker instance's ``generate`` by ``wrapper(current generate)``; return the
+    one it wrapped (the lean loop, once ``install`` ran)."""
+    original = talker.generate
+    talker.generate = wrapper(original)
+    return original
+
+
+def voice_clone_inputs(tts: Any, texts: list[str], prompt_items: list[Any], ref_text: str | None,
+                       generate_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments ``Qwen3TTSModel.generate_voice_clone`` passes to the model's
+    ``generate``, built with its own private helpers (tokenization, prompt, defaults)."""
+    input_ids = tts._tokenize_texts([tts._build_assistant_text(t) for t in texts])
+    ref_ids = None
+    if ref_text:
+        ref_id = tts._tokenize_texts([tts._build_ref_text(ref_text)])[0]
+        ref_ids = [ref_id] * len(texts)
+    return {"input_ids": input_ids, "ref_ids": ref_ids,
+            "voice_clone_prompt": tts._prompt_items_to_voice_clone_prompt(prompt_items),
+            **tts._merge_generate_kwargs(**generate_kwargs)}
+
+
+def multimodal_rotary() -> Callable[..., Any]:
+    """qwen_tts's rotary function for the talker (3-D positions, sections)."""
+    from qwen_tts.core.models.modeling_qwen3_tts import apply_multimodal_rotary_pos_emb
+
+    return apply_multimodal_rotary_pos_emb
