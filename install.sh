@@ -1,31 +1,43 @@
 #!/usr/bin/env bash
-# Install qtts and everything its tests need: Python packages into ./.venv (CPU only; no
-# CUDA downloads), plus redis-server, postgresql, chromium and g++ from Debian when missing.
-#   ./install.sh            # or: PYTHON=python3.11 ./install.sh
+# Install qtts and everything its tests need into ./.venv, CPU only (no CUDA downloads).
+#   ./install.sh                         # Python 3.10-3.13 (3.11 is the tested one)
+#   PYTHON=python3.12 ./install.sh       # another interpreter, e.g. a conda environment's python
+# Linux x86_64: torch comes from PyTorch's CPU wheel index when it answers, else from pip's
+# configured index (a local CPU wheel here). Debian as root: redis-server, postgresql,
+# chromium, g++ and the aarch64 cross-compiler + qemu-user (the kernel's NEON test) are
+# installed with apt-get; elsewhere (macOS, no root) install.sh says what is missing and
+# goes on: only the tests that need those programs will fail, saying what to install.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
+TORCH_VERSION="2.13.0"
+CPU_INDEX="https://download.pytorch.org/whl/cpu"
 
 "$PYTHON" - <<'PY'
 import sys
+if not (3, 10) <= sys.version_info[:2] <= (3, 13):
+    sys.exit(f"qtts needs Python 3.10-3.13 (found {sys.version.split()[0]}); set PYTHON=python3.11")
 if sys.version_info[:2] != (3, 11):
-    sys.exit(f"qtts needs Python 3.11 (found {sys.version.split()[0]}); set PYTHON=python3.11")
+    print(f"install.sh: Python {sys.version.split()[0]}: qtts is tested on 3.11", file=sys.stderr)
 PY
 
-# Servers and the browser that the service tests drive (Debian packages): redis-server and
-# postgresql for the distributed-queue tests, chromium for the web-page test; g++ builds
-# qtts's int8 kernel (without it qtts falls back to torch's slower kernel).
+system="$(uname -s)"
+machine="$(uname -m)"
 missing=()
 command -v g++ >/dev/null || command -v c++ >/dev/null || missing+=(g++)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+if [ "$system" = Linux ] && [ "$machine" = x86_64 ]; then
+  command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
+  command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if [ "$system" = Linux ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "install.sh: please install ${missing[*]} (Debian: apt-get install ${missing[*]}); the tests need them" >&2
+    echo "install.sh: not installed: ${missing[*]} (Debian: apt-get install ${missing[*]}; macOS: brew install redis postgresql; brew install --cask chromium). The tests that need them will say so." >&2
   fi
 fi
 
@@ -33,20 +45,26 @@ fi
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 "${PIP[@]}" --upgrade pip
 # 1. The CPU build of torch first: anything that later asks for 'torch' is then satisfied
-#    (a bare 'torch' requirement on an empty environment pulls a multi-GB CUDA build).
-"${PIP[@]}" "torch==2.13.0"
+#    (a bare 'torch' requirement on an empty environment pulls a multi-GB CUDA build on
+#    Linux x86_64; macOS and Linux aarch64 wheels on PyPI are CPU builds).
+if [ "$system" = Linux ] && [ "$machine" = x86_64 ] && \
+   "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('$CPU_INDEX/torch/', timeout=5)" 2>/dev/null; then
+  "${PIP[@]}" "torch==$TORCH_VERSION" --index-url "$CPU_INDEX"
+else
+  "${PIP[@]}" "torch==$TORCH_VERSION"
+fi
 # 2. qtts with its pinned dependencies (transformers 4.57.3, accelerate 1.12.0, ...).
 "${PIP[@]}" -e ".[test]"
 # 3. qwen-tts without its dependencies: 'gradio' is only for its demo (~240 MB) and the
 #    only torchaudio on PyPI (a CUDA build) cannot load beside CPU torch 2.13 (see
-#    src/qtts/engine/compat.py); the rest of its dependencies came with step 2.
+#    src/qtts/engine/upstream.py); the rest of its dependencies came with step 2.
 "${PIP[@]}" --no-deps "qwen-tts==0.1.1"
 
 "$VENV/bin/python" - <<'PY'
 import torch
 assert torch.version.cuda is None, "a CUDA build of torch got installed; expected the CPU build"
 PY
-# 4. qtts's int8 kernel, compiled once now rather than on the first synthesis (~35 s); where
-#    it cannot be built, qtts uses torch's kernel.
+# 4. qtts's int8 kernel for this CPU, compiled once now rather than on the first synthesis
+#    (~35 s); where it cannot be built, qtts uses torch's kernel.
 "$VENV/bin/python" -m qtts.engine.kernels >&2 || true
 echo "installed into $VENV: run '$VENV/bin/qtts doctor' to check this machine" >&2

@@ -8,15 +8,13 @@ on our own paths because its first call compiles numba code for ~14 s.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qtts.errors import BadInput, TooLarge, os_error
+from qtts.errors import BadInput, TooLarge
 
 SAMPLE_RATE = 24_000
 REFERENCE_PAD_S = 0.5  # silence appended to references: the reported mitigation for runaway generation
@@ -169,41 +167,3 @@ def wav_stream_header(sample_rate: int = SAMPLE_RATE) -> bytes:
 
 def media_type(fmt: str) -> str:
     return FORMATS[check_format(fmt)][2]
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same directory, then rename: never a partial file.
-    A full disk raises ``DiskFull``, an unwritable place ``BadInput``."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    except OSError as exc:
-        raise os_error(exc, str(path)) from exc
-    try:
-        with os.fdopen(handle, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fchmod(tmp.fileno(), 0o666 & ~current_umask())  # mkstemp makes 0600; files follow the umask
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise os_error(exc, str(path)) from exc
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def current_umask() -> int:
-    """The process's umask, read without changing it where the OS allows (Linux)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

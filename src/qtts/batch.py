@@ -21,6 +21,7 @@ from typing import Any
 
 from qtts import audio as audio_mod
 from qtts.errors import BadInput, QttsError
+from qtts.files import write_atomic
 
 ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 MANIFEST = "manifest.jsonl"
@@ -181,7 +182,7 @@ def run_batch(items: list[BatchItem | BadLine], out_dir: Path, default_format: s
         started = time.perf_counter()
         try:
             data, summary = synthesize(item)
-            audio_mod.write_atomic(out_dir / name, data)
+            write_atomic(out_dir / name, data)
         except QttsError as exc:
             report.failed += 1
             note(f"line {item.line} ({item.id}): {exc.message}")

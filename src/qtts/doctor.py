@@ -126,7 +126,8 @@ def precision_meaning(settings: Settings) -> str:
         "bf16": "bf16 weights and activations" + ("" if native_bf16 else " (emulated here: slow)"),
         "fp32": "fp32 everywhere: upstream's numbers exactly, slowest and largest",
     }
-    return f"{settings.precision}: {meanings[settings.precision]}; decoder {settings.decoder_precision}"
+    load = "low-memory (memory-mapped, linear by linear)" if settings.low_cpu_mem_usage else "regular (--no-low-cpu-mem)"
+    return f"{settings.precision}: {meanings[settings.precision]}; decoder {settings.decoder_precision}; load {load}"
 
 
 def _precision(settings: Settings) -> Check:
@@ -152,7 +153,7 @@ def _upstream() -> Check:
 
 def _model_and_memory(settings: Settings) -> list[Check]:
     from qtts.engine import memory
-    from qtts.models import resolve_model
+    from qtts.hub import resolve_model
 
     try:
         resolved = resolve_model(settings.model_id)

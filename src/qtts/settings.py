@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
 from qtts.errors import BadInput
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 DEFAULT_MODEL_ID = "Qwen/Qwen3-TTS-12Hz-1.7B-Base"
 FALLBACK_MODEL_ID = "Qwen/Qwen3-TTS-12Hz-0.6B-Base"
@@ -45,6 +49,8 @@ class Settings:
     attn_implementation: str = "sdpa"  # measured 13% faster than eager on CPU (issue #2)
     cpu_threads: int = 0  # 0 = torch's default (one per core)
     low_cpu_mem_usage: bool = True
+    # Keep the quantized weights in <home>/weights after the first load (engine.weight_cache).
+    weight_cache: bool = True
     memory_check: bool = True
     # Treat this many bytes as the available RAM (testing, or to keep headroom); 0 = measure.
     memory_limit_bytes: int = 0

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from qtts import audio as audio_mod
 from qtts.errors import BadInput, TooLarge
-from qtts.models import check_language, resolve_model
+from qtts.files import write_atomic
+from qtts.hub import check_language, resolve_model
 from qtts.settings import MAX_SEED, Settings
 from qtts.text import is_speakable, normalize_text
 from qtts.voices import VoiceLibrary, validate_voice_id
 
 if TYPE_CHECKING:
-    from qtts.engine.core import ChunkAudio, Engine, SynthesisOptions
+    from qtts.engine.core import ChunkAudio, Engine, ProgressCallback, SynthesisOptions
     from qtts.engine.prompts import VoicePrompt
 
 
@@ -39,9 +40,9 @@ class VoiceSource:
 class SpeakRequest:
     text: str
     voice: VoiceSource
-    language: str = "Auto"
+    language: str = Settings.language  # every default is written once, in settings.Settings
     output_format: str = "wav"
-    split_max_chars: int = 200
+    split_max_chars: int = Settings.split_max_chars
     timeout_s: float = 0.0
     seed: int | None = None
     temperature: float | None = None
@@ -51,7 +52,7 @@ class SpeakRequest:
     greedy: bool = False
     max_frames: int | None = None
     sentence_chunks: bool = False  # one sentence per chunk, for streaming
-    batch_size: int = 1  # chunks generated together
+    batch_size: int = Settings.batch_size  # chunks generated together
 
     def options(self) -> "SynthesisOptions":
         from qtts.engine.core import SynthesisOptions
@@ -116,6 +117,7 @@ def synthesize_request(
     progress: Progress | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    on_frames: "ProgressCallback | None" = None,
 ) -> tuple[bytes, dict[str, Any]]:
     """Synthesize a validated request with a loaded engine; return (encoded audio, summary)."""
     say = progress or (lambda _message: None)
@@ -129,7 +131,8 @@ def synthesize_request(
         if on_chunk is not None:
             on_chunk(chunk.index + 1, chunk.total)
 
-    result = engine.synthesize(request.text, prompt, request.options(), on_chunk=report, should_cancel=should_cancel)
+    result = engine.synthesize(request.text, prompt, request.options(), on_chunk=report, on_progress=on_frames,
+                               should_cancel=should_cancel)
     data = audio_mod.encode(result.audio, request.output_format)
     elapsed = time.perf_counter() - started
     summary = {
@@ -147,7 +150,7 @@ def synthesize_request(
 
 
 def speak_to_file(settings: Settings, request: SpeakRequest, out_path: Path | None,
-                  progress: Progress | None = None) -> dict[str, Any]:
+                  progress: Progress | None = None, on_frames: "ProgressCallback | None" = None) -> dict[str, Any]:
     """Validate, load the model, synthesize and write ``out_path`` atomically (or return
     the bytes under ``audio_bytes`` when ``out_path`` is None)."""
     from qtts.engine.core import Engine
@@ -160,9 +163,9 @@ def speak_to_file(settings: Settings, request: SpeakRequest, out_path: Path | No
     say = progress or (lambda _message: None)
     say(f"loading {settings.model_id} ({settings.precision}, {settings.attn_implementation}) ...")
     engine = Engine.load(settings)
-    data, summary = synthesize_request(engine, library, request, progress=say)
+    data, summary = synthesize_request(engine, library, request, progress=say, on_frames=on_frames)
     if out_path is not None:
-        audio_mod.write_atomic(out_path, data)
+        write_atomic(out_path, data)
         summary["output"] = str(out_path)
     else:
         summary["audio_bytes"] = data

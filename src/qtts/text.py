@@ -47,7 +47,7 @@ def is_speakable(text: str) -> bool:
     return any(unicodedata.category(ch)[0] in "LN" for ch in text)
 
 
-def split_text(text: str, max_chars: int = 200, pack: bool = True, language: str = "Auto") -> list[str]:
+def split_text(text: str, max_chars: int, pack: bool = True, language: str = "Auto") -> list[str]:
     """Return non-empty chunks, each at most ``max_chars`` characters and each a verbatim
     slice of ``normalize_text(text)``; with ``pack=False`` every sentence is its own chunk
     (streaming: audio starts after the first sentence).  Chunks with nothing to say (only

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from qtts import audio as audio_mod
 from qtts.engine.prompts import VoicePrompt
 from qtts.errors import BadInput, NotFound
+from qtts.files import atomic_path, current_umask, write_atomic
 
 if TYPE_CHECKING:
     from qtts.engine.core import Engine
@@ -86,7 +87,7 @@ class VoiceLibrary:
             (staging / "reference.wav").write_bytes(audio_mod.encode(reference, "wav"))
             prompt.save(staging / f"prompt.{engine.family}.safetensors")
             _write_meta(staging, info)
-            os.chmod(staging, 0o777 & ~audio_mod.current_umask())  # mkdtemp makes 0700
+            os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700
             if target.exists():
                 _swap_directories(staging, target)  # staging now holds the old voice
             else:
@@ -130,14 +131,8 @@ class VoiceLibrary:
             return VoicePrompt.load(path)
         reference = audio_mod.decode_audio(directory / "reference.wav", what="stored reference")
         prompt = engine.create_prompt(reference, info.ref_text or None, info.mode == "x_vector")
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
-        os.close(handle)
-        tmp = Path(tmp_name)
-        try:
+        with atomic_path(path) as tmp:
             prompt.save(tmp)
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
         families = tuple(dict.fromkeys((*info.families, engine.family)))
         _write_meta(directory, VoiceInfo(**{**asdict(info), "families": families}))
         return prompt
@@ -165,4 +160,4 @@ def _swap_directories(new: Path, old: Path) -> None:
 
 def _write_meta(directory: Path, info: VoiceInfo) -> None:
     data = json.dumps(info.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    audio_mod.write_atomic(directory / "meta.json", data.encode("utf-8"))
+    write_atomic(directory / "meta.json", data.encode("utf-8"))

@@ -19,6 +19,21 @@ from pathlib import Path
 import httpx
 
 
+INSTALL_HINTS = {
+    "redis-server": "Debian: ./install.sh installs it (apt-get install redis-server); macOS: brew install redis",
+    "postgresql": "Debian: ./install.sh installs it (apt-get install postgresql); macOS: brew install postgresql",
+    "chromium": "Debian: ./install.sh installs it (apt-get install chromium); macOS: brew install --cask chromium",
+}
+
+
+def require(program: str, found: object) -> None:
+    """Fail the test with one line saying what to install (no traceback) when ``found`` is falsy."""
+    import pytest
+
+    if not found:
+        pytest.fail(f"{program} is not installed; {INSTALL_HINTS[program]}", pytrace=False)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -63,7 +78,7 @@ def _answers(url: str) -> bool:
 @contextlib.contextmanager
 def redis_server(directory: Path) -> Iterator[str]:
     binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed: run ./install.sh (it installs Debian's redis-server)"
+    require("redis-server", binary)
     port = free_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                                 "--dir", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -109,8 +124,8 @@ def postgres_server(directory: Path) -> Iterator[str]:
     import glob
     import pwd
 
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    assert bins, "PostgreSQL is not installed: run ./install.sh (it installs Debian's postgresql)"
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin")) or sorted(glob.glob("/opt/homebrew/opt/postgresql*/bin"))
+    require("postgresql", bins)
     bin_dir = Path(bins[-1])
     if os.geteuid() == 0:  # pytest's temp dirs are private to root: use one 'postgres' can enter
         import tempfile
@@ -137,3 +152,16 @@ def postgres_server(directory: Path) -> Iterator[str]:
         subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def process_env(settings, **extra) -> dict[str, str]:  # noqa: ANN001
+    """The environment of a 'qtts serve' or 'qtts worker' process sharing ``settings``'s queue."""
+    env = {"QTTS_HOME": str(settings.home), "QTTS_MODEL_ID": settings.model_id, "QTTS_JOB_LEASE_S": "2",
+           "HF_HUB_OFFLINE": "1"}
+    return {**env, **{k: str(v) for k, v in extra.items()}}
+
+
+def all_final(store, ids):  # noqa: ANN001, ANN201
+    """The jobs once every one has finished (succeeded, failed or cancelled), else None."""
+    jobs = [store.get(i) for i in ids]
+    return jobs if all(j.status in ("succeeded", "failed", "cancelled") for j in jobs) else None

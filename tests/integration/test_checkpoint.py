@@ -3,7 +3,7 @@
 import json
 
 from qtts.checkpoints.builder import MODEL_FILES
-from qtts.models import resolve_model
+from qtts.hub import resolve_model
 
 
 def test_tiny_checkpoint_has_the_published_layout(tiny_model):

@@ -5,20 +5,9 @@ import concurrent.futures
 
 import httpx
 
-from qtts.jobs.model import SUCCEEDED
+from qtts.jobs.job import SUCCEEDED
 from qtts.jobs.queue import JobQueue
-from tests.integration.servers import qtts_process, redis_server, running_app, stop, wait_until
-
-
-def _env(settings, **extra):
-    env = {"QTTS_HOME": str(settings.home), "QTTS_MODEL_ID": settings.model_id, "QTTS_JOB_LEASE_S": "2",
-           "HF_HUB_OFFLINE": "1"}
-    return {**env, **{k: str(v) for k, v in extra.items()}}
-
-
-def _all_final(store, ids):
-    jobs = [store.get(i) for i in ids]
-    return jobs if all(j.status in ("succeeded", "failed", "cancelled") for j in jobs) else None
+from tests.integration.servers import all_final, process_env, qtts_process, redis_server, running_app, stop, wait_until
 
 
 def test_redis_two_workers_twenty_concurrent_jobs(service_settings, tiny_engine, library_voice, tmp_path):
@@ -26,7 +15,7 @@ def test_redis_two_workers_twenty_concurrent_jobs(service_settings, tiny_engine,
 
     with redis_server(tmp_path) as url:
         settings = service_settings.replace(queue_url=url, embedded_worker=False)
-        workers = [qtts_process(["worker"], _env(settings, QTTS_QUEUE_URL=url), tmp_path / f"worker{i}.log")
+        workers = [qtts_process(["worker"], process_env(settings, QTTS_QUEUE_URL=url), tmp_path / f"worker{i}.log")
                    for i in range(2)]
         try:
             with running_app(create_app(settings, tiny_engine)) as api:
@@ -39,7 +28,7 @@ def test_redis_two_workers_twenty_concurrent_jobs(service_settings, tiny_engine,
                 with concurrent.futures.ThreadPoolExecutor(20) as pool:
                     ids = list(pool.map(submit, range(20)))
                 queue = JobQueue(settings)
-                jobs = wait_until(lambda: _all_final(queue.store, ids), timeout=240, interval=0.5, what="20 jobs")
+                jobs = wait_until(lambda: all_final(queue.store, ids), timeout=240, interval=0.5, what="20 jobs")
         finally:
             for worker in workers:
                 stop(worker)

@@ -148,3 +148,28 @@ def test_int8_kernel_setting_picks_the_matrix_vector_kernel(tiny_model, prompt):
     assert all(length > 0 for length in lengths)
     if kernels.supported_cpu():
         assert kernels.load() is not None, "the kernel should build here: is a C++ compiler installed?"
+
+
+def test_the_second_load_restores_the_quantized_weights_and_speaks_the_same(tiny_model, prompt, isolated_home):
+    """The first int8 load quantizes and keeps the weights under <home>/weights; the second
+    rebuilds every low-bit linear from that file and gives the same codes."""
+    from qtts.engine import weight_cache
+    from tests.integration.helpers import run
+
+    settings = Settings.resolve({"model_id": str(tiny_model), "precision": "int8"}, environ={"QTTS_HOME": str(isolated_home)})
+    first = Engine.load(settings)
+    assert first.patches.patches["restored from the weight cache"] == 0
+    (entry,) = weight_cache.entries(settings.home)
+    assert entry["metadata"]["precision"] == "int8" and entry["size_bytes"] > 0
+    second = Engine.load(settings)
+    quantized = second.patches.patches["talker linears quantized"] + second.patches.patches["code predictor linears quantized"]
+    assert second.patches.patches["restored from the weight cache"] == quantized + second.patches.patches["codec head quantized"] > 0
+    options = SynthesisOptions(seed=3, max_frames=10, do_sample=False)
+    codes = [engine.synthesize("Cached weights.", prompt, options).audio.samples for engine in (first, second)]
+    assert np.array_equal(codes[0], codes[1])
+    listed = run("--home", str(isolated_home), "models", "list", "--json")
+    assert [w["path"] for w in __import__("json").loads(listed.stdout)["quantized_weights"]] == [entry["path"]]
+    assert run("--home", str(isolated_home), "models", "prune").exit_code == 0
+    assert weight_cache.entries(settings.home) == []
+    third = Engine.load(settings.replace(weight_cache=False))
+    assert third.patches.patches["restored from the weight cache"] == 0 and weight_cache.entries(settings.home) == []

@@ -9,8 +9,10 @@ import pytest
 def browser():
     from playwright.sync_api import sync_playwright
 
+    from tests.integration.servers import require
+
     executable = shutil.which("chromium")
-    assert executable, "chromium is not installed: run ./install.sh (it installs Debian's chromium)"
+    require("chromium", executable)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

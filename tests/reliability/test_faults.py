@@ -17,23 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qtts.jobs.model import FAILED, RUNNING, SUCCEEDED
+from qtts.jobs.job import FAILED, RUNNING, SUCCEEDED
 from qtts.jobs.queue import JobQueue
 from qtts.synthesis import SpeakRequest, VoiceSource
-from tests.integration.servers import free_port, qtts_process, running_app, stop, wait_until
+from tests.integration.servers import (all_final, free_port, process_env, qtts_process, require, running_app, stop,
+                                      wait_until)
 
 pytestmark = pytest.mark.tally("fault")
-
-
-def _env(settings, **extra):
-    env = {"QTTS_HOME": str(settings.home), "QTTS_MODEL_ID": settings.model_id, "QTTS_JOB_LEASE_S": "2",
-           "HF_HUB_OFFLINE": "1"}
-    return {**env, **{k: str(v) for k, v in extra.items()}}
-
-
-def _all_final(store, ids):
-    jobs = [store.get(i) for i in ids]
-    return jobs if all(j.status in ("succeeded", "failed", "cancelled") for j in jobs) else None
 
 
 def _long_request(voice):
@@ -44,15 +34,15 @@ def _long_request(voice):
 def test_worker_killed_mid_job_the_job_completes_after_restart(service_settings, library_voice, tmp_path, tally):
     queue = JobQueue(service_settings)
     job = queue.submit(_long_request(library_voice))
-    first = qtts_process(["worker"], _env(service_settings), tmp_path / "first.log")
+    first = qtts_process(["worker"], process_env(service_settings), tmp_path / "first.log")
     try:
         wait_until(lambda: queue.store.get(job.id).chunks_done >= 1, timeout=120, what="the job to start")
         os.kill(first.pid, signal.SIGKILL)  # mid-job, no chance to clean up
         first.wait()
         assert queue.store.get(job.id).status == "running"
-        second = qtts_process(["worker"], _env(service_settings), tmp_path / "second.log")
+        second = qtts_process(["worker"], process_env(service_settings), tmp_path / "second.log")
         try:
-            final = wait_until(lambda: _all_final(queue.store, [job.id]), timeout=240, interval=0.5, what="recovery")[0]
+            final = wait_until(lambda: all_final(queue.store, [job.id]), timeout=240, interval=0.5, what="recovery")[0]
         finally:
             stop(second)
     finally:
@@ -67,7 +57,7 @@ def test_worker_killed_mid_job_the_job_completes_after_restart(service_settings,
 def test_server_restart_keeps_queued_jobs(service_settings, library_voice, tmp_path, tally):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = _env(service_settings)
+    env = process_env(service_settings)
     server = qtts_process(["serve", "--port", str(port), "--no-worker"], env, tmp_path / "serve1.log")
     try:
         wait_until(lambda: _ready(url), timeout=120, what="the server")
@@ -132,7 +122,7 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_the_attempt_cap(serv
     settings = service_settings.replace(job_max_attempts=2)
     queue = JobQueue(settings)
     job = queue.submit(_long_request(library_voice))
-    env = _env(settings, QTTS_JOB_MAX_ATTEMPTS=2)
+    env = process_env(settings, QTTS_JOB_MAX_ATTEMPTS=2)
     for attempt in (1, 2):  # the worker dies mid-job on each attempt
         worker = qtts_process(["worker"], env, tmp_path / f"worker{attempt}.log")
         try:
@@ -144,7 +134,7 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_the_attempt_cap(serv
             stop(worker)
     survivor = qtts_process(["worker"], env, tmp_path / "survivor.log")
     try:
-        final = wait_until(lambda: _all_final(queue.store, [job.id]), timeout=60, interval=0.5, what="the cap")[0]
+        final = wait_until(lambda: all_final(queue.store, [job.id]), timeout=60, interval=0.5, what="the cap")[0]
     finally:
         stop(survivor)
     tally.jobs_checked += 1
@@ -184,6 +174,7 @@ def test_redis_restart_with_queued_work(service_settings, tiny_engine, library_v
 
     from qtts.server.app import create_app
 
+    require("redis-server", shutil.which("redis-server"))
     port = free_port()
     data = tmp_path / "redis"
     data.mkdir()
@@ -208,10 +199,10 @@ def test_redis_restart_with_queued_work(service_settings, tiny_engine, library_v
         server.terminate()
         server.wait(timeout=20)
         server = start_redis()
-        worker = qtts_process(["worker"], _env(settings, QTTS_QUEUE_URL=url), tmp_path / "worker.log")
+        worker = qtts_process(["worker"], process_env(settings, QTTS_QUEUE_URL=url), tmp_path / "worker.log")
         try:
             store = JobQueue(settings).store
-            jobs = wait_until(lambda: _all_final(store, ids), timeout=120, interval=0.5, what="jobs after restart")
+            jobs = wait_until(lambda: all_final(store, ids), timeout=120, interval=0.5, what="jobs after restart")
         finally:
             stop(worker)
     finally:
@@ -255,11 +246,10 @@ def test_a_full_disk_fails_the_job_cleanly_and_the_server_keeps_serving(service_
             return httpx.post(f"{api}/v1/jobs", json=body).json()["id"]
 
         filler = Path(tiny_filesystem) / "filler"
-        with filler.open("wb") as handle:  # fill the disk to the last byte
+        with filler.open("wb", buffering=0) as handle:  # fill the disk to the last byte
             try:
                 while True:
                     handle.write(b"\0" * 4096)
-                    handle.flush()
             except OSError:
                 pass
         big = submit(8)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from qtts import audio
+from qtts import audio, files
 from qtts.errors import BadInput, DiskFull, TooLarge
 
 
@@ -77,9 +77,9 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     def fail(*_args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(audio.os, "replace", fail)
+    monkeypatch.setattr(files.os, "replace", fail)
     with pytest.raises(DiskFull, match="no space left"):
-        audio.write_atomic(target, b"data")
+        files.write_atomic(target, b"data")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -88,9 +88,9 @@ def test_atomic_write_follows_the_umask(tmp_path):
 
     old = os.umask(0o022)
     try:
-        audio.write_atomic(tmp_path / "a.wav", b"x")
+        files.write_atomic(tmp_path / "a.wav", b"x")
         os.umask(0o077)
-        audio.write_atomic(tmp_path / "b.wav", b"x")
+        files.write_atomic(tmp_path / "b.wav", b"x")
     finally:
         os.umask(old)
     assert (tmp_path / "a.wav").stat().st_mode & 0o777 == 0o644

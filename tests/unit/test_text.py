@@ -110,9 +110,9 @@ def test_a_paragraph_break_ends_a_chunk():
 
 
 def test_empty_whitespace_and_unspeakable_text_give_no_chunks():
-    assert split_text("   \n\t ") == []
-    assert split_text("?!... ---") == []
-    assert split_text("😀🎉 👍") == []
+    assert split_text("   \n\t ", 200) == []
+    assert split_text("?!... ---", 200) == []
+    assert split_text("😀🎉 👍", 200) == []
     assert not is_speakable("?!... ---") and is_speakable("a?") and is_speakable("42")
 
 
@@ -125,7 +125,7 @@ def test_zwj_and_zwnj_are_kept():
     persian = "می\u200cخواهم"  # ZWNJ inside a Persian word
     family = "👨\u200d👩\u200d👧 is a family."
     assert normalize_text(persian) == persian
-    assert split_text(family) == [family]
+    assert split_text(family, 200) == [family]
 
 
 def test_estimate_is_slower_for_cjk_than_latin():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from qtts.cli.options import info, print_json
+from qtts.cli.options import info, print_json, settings_from
 
 
 @click.group()
@@ -18,7 +18,7 @@ def models() -> None:
 @click.argument("model_id", default="1.7b")
 def pull(model_id: str) -> None:
     """Download MODEL_ID (alias, repo id; default 1.7b) into the Hugging Face cache."""
-    from qtts.models import expand_alias, pull_model
+    from qtts.hub import expand_alias, pull_model
 
     info(f"downloading {expand_alias(model_id)} ...")
     path = pull_model(model_id)
@@ -27,18 +27,35 @@ def pull(model_id: str) -> None:
 
 @models.command("list")
 @click.option("--json", "as_json", is_flag=True)
-def list_models(as_json: bool) -> None:
-    """Show the Qwen3-TTS models in the Hugging Face cache and their sizes."""
-    from qtts.models import ALIASES, list_cached_models
+@click.pass_context
+def list_models(ctx: click.Context, as_json: bool) -> None:
+    """Show the Qwen3-TTS models in the Hugging Face cache, and qtts's quantized-weight cache."""
+    from qtts.engine import weight_cache
+    from qtts.hub import ALIASES, list_cached_models
 
     cached = list_cached_models()
+    weights = weight_cache.entries(settings_from(ctx).home)
     if as_json:
-        print_json([{"repo_id": m.repo_id, "size_bytes": m.size_bytes, "path": str(m.path)} for m in cached])
+        print_json({"models": [{"repo_id": m.repo_id, "size_bytes": m.size_bytes, "path": str(m.path)} for m in cached],
+                    "quantized_weights": weights})
         return
     if not cached:
         info(f"no models cached; fetch one with 'qtts models pull' (aliases: {', '.join(ALIASES)})")
     for model in cached:
         click.echo(f"{model.repo_id}\t{model.size_bytes / 1e9:.2f} GB\t{model.path}")
+    for entry in weights:
+        click.echo(f"quantized weights\t{entry['size_bytes'] / 1e9:.2f} GB\t{entry['path']}\t"
+                   f"{weight_cache.describe(entry['metadata'])}")
+
+
+@models.command("prune")
+@click.pass_context
+def prune_models(ctx: click.Context) -> None:
+    """Delete qtts's quantized-weight cache (rebuilt on the next load of each model)."""
+    from qtts.engine import weight_cache
+
+    removed = weight_cache.prune(settings_from(ctx).home)
+    info(f"removed {len(removed)} quantized-weight file(s)")
 
 
 @models.command("build-random")

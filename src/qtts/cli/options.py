@@ -15,8 +15,7 @@ from qtts.errors import BadInput
 from qtts.settings import ATTENTION, PRECISIONS, Settings
 
 MODEL_OPTION_NAMES = ("model_id", "precision", "decoder_precision", "cpu_threads", "attn_implementation",
-                      "fallback_model_id",
-                      "memory_check")
+                      "fallback_model_id", "memory_check", "low_cpu_mem_usage")
 
 
 def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -37,6 +36,10 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Load this model instead when the memory pre-check fails (e.g. 0.6b)."),
         click.option("--memory-check/--no-memory-check", default=None,
                      help="Refuse to load a model that does not fit in available RAM (default on)."),
+        click.option("--low-cpu-mem/--no-low-cpu-mem", "low_cpu_mem_usage", default=None,
+                     help="transformers' low-memory load (default on: with a bf16 memory map, qtts quantizes "
+                     "linear by linear and releases each weight's pages); off: its regular load, which holds "
+                     "more RAM. Env QTTS_LOW_CPU_MEM_USAGE."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

@@ -96,7 +96,9 @@ def fetch(ctx: click.Context, server: str | None, api_key: str | None, job_id: s
     if out == "-":
         sys.stdout.buffer.write(data)
     else:
-        audio_mod.write_atomic(Path(out), data)
+        from qtts.files import write_atomic
+
+        write_atomic(Path(out), data)
         info(f"wrote {out} ({len(data)} bytes)")
 
 

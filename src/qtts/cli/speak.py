@@ -9,7 +9,8 @@ import click
 
 
 from qtts import audio as audio_mod
-from qtts.cli.options import info, model_options, print_json, read_text, text_options, with_settings
+from qtts.cli.options import model_options, print_json, read_text, text_options, with_settings
+from qtts.cli.progress import SynthesisProgress
 from qtts.errors import BadInput
 from qtts.settings import MAX_SEED, Settings
 from qtts.synthesis import SpeakRequest, VoiceSource, speak_to_file, stream_to
@@ -35,15 +36,18 @@ from qtts.synthesis import SpeakRequest, VoiceSource, speak_to_file, stream_to
 @click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Cap on frames per chunk (12.5 frames = 1 s).")
 @click.option("--stream", is_flag=True, help="With --out -: write pcm/wav audio as it is generated.")
 @click.option("--batch-size", type=click.IntRange(1, 16), default=None,
-              help="Chunks generated together (faster for long texts; default 1).")
+              help="Chunks generated together (faster for long texts, more memory; default 4, "
+              "env QTTS_BATCH_SIZE). The memory pre-check counts them.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr (errors still).")
 @model_options
 @with_settings
 def speak(settings: Settings, text_arg: str | None, text: str | None, text_file: Path | None, voice_id: str | None,
           ref_audio: Path | None, ref_text: str | None, x_vector_only: bool, language: str | None, out: str,
           fmt: str | None, split_max_chars: int | None, timeout_s: float | None, seed: int | None,
           temperature: float | None, top_k: int | None, top_p: float | None, repetition_penalty: float | None,
-          greedy: bool, max_frames: int | None, stream: bool, batch_size: int | None, as_json: bool) -> None:
+          greedy: bool, max_frames: int | None, stream: bool, batch_size: int | None, as_json: bool,
+          quiet: bool) -> None:
     """Synthesize TEXT in a cloned voice.
 
     \b
@@ -56,6 +60,8 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
     if to_stdout and as_json:
         raise BadInput("--json and --out - both want stdout", hint="write the audio to a file with --out FILE")
     output_format = audio_mod.check_format(fmt or "wav") if to_stdout else audio_mod.format_for_path(out)
+    if batch_size is not None:  # in the settings too: the memory pre-check reads them
+        settings = settings.replace(batch_size=batch_size)
     request = SpeakRequest(
         text=read_text(text_arg, text, text_file),
         voice=VoiceSource(voice_id=voice_id, ref_audio=ref_audio, ref_text=ref_text, x_vector_only=x_vector_only),
@@ -65,11 +71,11 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
         timeout_s=settings.timeout_s if timeout_s is None else timeout_s,
         seed=seed,
         temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-        greedy=greedy, max_frames=max_frames, batch_size=batch_size or settings.batch_size,
+        greedy=greedy, max_frames=max_frames, batch_size=settings.batch_size,
     )
 
-    def progress(message: str) -> None:
-        info(message)
+    watch = SynthesisProgress(quiet)
+    progress = watch.message
 
     if stream:
         def write(data: bytes) -> None:
@@ -77,17 +83,21 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
             sys.stdout.buffer.flush()
 
         summary = stream_to(settings, request, write, progress=progress)
-        info(f"{summary['audio_seconds']:.2f} s of audio in {summary['elapsed_seconds']:.2f} s "
-             f"(RTF {summary['rtf']:.2f}, first audio after {summary['time_to_first_audio_seconds']:.2f} s)")
+        progress(f"{summary['audio_seconds']:.2f} s of audio in {summary['elapsed_seconds']:.2f} s "
+                 f"(RTF {summary['rtf']:.2f}, first audio after {summary['time_to_first_audio_seconds']:.2f} s)")
         return
-    summary = speak_to_file(settings, request, None if to_stdout else Path(out), progress=progress)
+    try:
+        summary = speak_to_file(settings, request, None if to_stdout else Path(out), progress=progress,
+                                on_frames=watch.frames)
+    finally:
+        watch.close()
     if to_stdout:
         sys.stdout.buffer.write(summary.pop("audio_bytes"))
         sys.stdout.buffer.flush()
     else:
         summary.pop("audio_bytes", None)
-    info(f"{summary['audio_seconds']:.2f} s of audio in {summary['elapsed_seconds']:.2f} s "
-         f"(RTF {summary['rtf']:.2f}, model load {summary['load_seconds']:.1f} s)"
-         + ("" if to_stdout else f" -> {out}"))
+    progress(f"{summary['audio_seconds']:.2f} s of audio in {summary['elapsed_seconds']:.2f} s "
+             f"(RTF {summary['rtf']:.2f}, model load {summary['load_seconds']:.1f} s)"
+             + ("" if to_stdout else f" -> {out}"))
     if as_json:
         print_json(summary)

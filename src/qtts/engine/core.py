@@ -22,7 +22,7 @@ from qtts.engine import upstream
 from qtts.engine.guard import GenerationGuard, GuardSlot, guarded, looks_like_loop
 from qtts.engine.prompts import VoicePrompt
 from qtts.errors import BadInput, Cancelled, DependencyProblem, MemoryShortage, ModelUnavailable, SynthesisTimeout, TooLarge
-from qtts.models import ResolvedModel, check_language, expand_alias, resolve_model
+from qtts.hub import ResolvedModel, check_language, expand_alias, resolve_model
 from qtts.settings import FALLBACK_MODEL_ID, Settings
 from qtts.text import estimate_seconds, split_text
 
@@ -36,15 +36,15 @@ _RETRY_SEED_OFFSET = 7919
 
 @dataclass(frozen=True)
 class SynthesisOptions:
-    language: str = "Auto"
+    language: str = Settings.language  # every default is written once, in settings.Settings
     seed: int | None = None
     timeout_s: float = 0.0  # whole request; 0 = none
-    split_max_chars: int = 200
+    split_max_chars: int = Settings.split_max_chars
     pack_sentences: bool = True  # False: one sentence per chunk (streaming)
     gap_s: float = 0.25
     max_frames: int | None = None  # per chunk; None = derived from the chunk's length
     retry_runaway: bool = True  # regenerate once, with another seed, output that loops or never ends
-    batch_size: int = 1  # chunks generated together (weights read once per frame for all of them)
+    batch_size: int = Settings.batch_size  # chunks generated together (weights read once per frame for all)
     do_sample: bool | None = None
     temperature: float | None = None
     top_k: int | None = None
@@ -82,7 +82,8 @@ class SynthesisResult:
         return self.elapsed_s / self.audio.duration_s if self.audio.duration_s else float("inf")
 
 
-ProgressCallback = Callable[[int, int, int], None]  # (chunk index, chunk count, frames so far)
+# (first chunk of the batch in progress, chunk count, frames so far, the batch's frame cap)
+ProgressCallback = Callable[[int, int, int, int], None]
 
 
 class Engine:
@@ -158,7 +159,8 @@ class Engine:
                                    hint="the files may be corrupt or of another model: re-download with 'qtts models pull'") from exc
         tts.model.eval()
         _set_decoder_precision(tts, resolved, settings.decoder_precision, dtype)
-        patches = upstream.install(tts.model, settings.precision, settings.int8_kernel)
+        patches = upstream.install(tts.model, settings.precision, settings.int8_kernel,
+                                   settings.home if settings.weight_cache else None, resolved.path)
         memory.trim_heap()
         return cls(tts, resolved, settings, time.perf_counter() - started, patches)
 
@@ -247,7 +249,7 @@ class Engine:
             def attempt(indices: list[int], seed: int) -> list[Any]:
                 def progress(frames: int) -> None:
                     if on_progress is not None:
-                        on_progress(indices[0], len(pieces), frames)
+                        on_progress(indices[0], len(pieces), frames, max(caps[i - first] for i in indices))
 
                 guard = GenerationGuard(deadline, should_cancel, progress)
                 codes = self._generate_codes([pieces[i] for i in indices], language, prompt, options, seed,

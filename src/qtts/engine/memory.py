@@ -7,7 +7,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from qtts.models import weight_bytes
+from qtts.hub import weight_bytes
 
 GIB = 1024**3
 # Peak RSS = factor x weight bytes (at 2 bytes a parameter for the low-bit paths) + a fixed

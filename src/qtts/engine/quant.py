@@ -134,6 +134,35 @@ def fuse(linears: list[Int8Linear]) -> Int8Linear | None:
     return fused
 
 
+def restore(cls: type[nn.Module], linear: nn.Linear, tensors: dict[str, torch.Tensor], **attributes: Any) -> nn.Module:
+    """A low-bit linear of class ``cls`` rebuilt from its saved tensors (``saved_tensors``),
+    without reading ``linear``'s weight (only its shape)."""
+    module = cls.__new__(cls)
+    nn.Module.__init__(module)
+    for name, value in attributes.items():
+        setattr(module, name, value)
+    module.in_features, module.out_features = linear.in_features, linear.out_features
+    for name, tensor in tensors.items():
+        if name == "bias":
+            continue
+        module.register_buffer(name, tensor)
+    bias = tensors.get("bias")
+    module.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+    return module
+
+
+def saved_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every low-bit linear's buffers (and bias) under ``module path.buffer``, for the weight cache."""
+    out = {}
+    for path, module in model.named_modules():
+        if isinstance(module, (Int8Linear, Int4Linear)):
+            for name, buffer in module._buffers.items():
+                out[f"{path}.{name}"] = buffer
+            if module.bias is not None:
+                out[f"{path}.bias"] = module.bias.detach()
+    return out
+
+
 class Int4Linear(nn.Module):
     """Asymmetric int4 weights in groups of ``INT4_GROUP`` along the input dimension."""
 
@@ -180,25 +209,37 @@ class Quantizer:
     min_in_features: int = K_MULTIPLE  # every linear of the real talker and predictor is far wider
     scratch: Scratch = field(default_factory=Scratch)
     mapped: list[tuple[int, int]] = field(default_factory=lambda: safetensors_mappings())
+    # Tensors saved by an earlier load (engine.weight_cache): linears found here are rebuilt
+    # from them instead of being quantized again.
+    cached: dict[str, torch.Tensor] | None = None
+    restored: int = 0
 
-    def module(self, module: nn.Module) -> int:
-        """Replace every eligible ``nn.Linear`` under ``module`` in place; return how many."""
+    def module(self, module: nn.Module, prefix: str = "") -> int:
+        """Replace every eligible ``nn.Linear`` under ``module`` (named ``prefix``) in place;
+        return how many."""
         count = 0
         for name, child in list(module.named_children()):
+            path = f"{prefix}.{name}" if prefix else name
             if isinstance(child, nn.Linear):
-                replacement = self.linear(child)
+                replacement = self.linear(child, path)
                 if replacement is not child:
                     setattr(module, name, replacement)
                     count += 1
             else:
-                count += self.module(child)
+                count += self.module(child, path)
         return count
 
-    def linear(self, linear: nn.Linear) -> nn.Module:
+    def linear(self, linear: nn.Linear, path: str = "") -> nn.Module:
         """The quantized replacement of ``linear``, or ``linear`` itself when it is too small
         to pay off or its shape does not fit the kernel."""
         if linear.in_features < self.min_in_features or not _fits(linear, self.scheme):
             return linear
+        saved = {k[len(path) + 1:]: v for k, v in (self.cached or {}).items() if k.startswith(f"{path}.")} if path else {}
+        if saved:
+            self.restored += 1
+            if self.scheme == "int8":
+                return restore(Int8Linear, linear, saved, scratch=self.scratch, kernel=self.kernel)
+            return restore(Int4Linear, linear, saved, group=INT4_GROUP)
         if self.scheme == "int8":
             replacement: nn.Module = Int8Linear(linear, self.scratch, self.kernel)
         else:

@@ -37,6 +37,7 @@ import tempfile
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from qtts.errors import DependencyProblem
@@ -196,12 +197,14 @@ class PatchReport:
 LOW_BIT = ("int8", "int4")
 
 
-def install(model: Any, precision: str, int8_kernel: bool = True) -> PatchReport:
-    """Install the CPU fast path on a loaded ``Qwen3TTSForConditionalGeneration``."""
-    from qtts.engine import kernels
+def install(model: Any, precision: str, int8_kernel: bool = True, cache_home: Path | None = None,
+            model_dir: Path | None = None) -> PatchReport:
+    """Install the CPU fast path on a loaded ``Qwen3TTSForConditionalGeneration``.  With
+    ``cache_home`` and ``model_dir``, low-bit weights come from (or go to) the weight cache."""
+    from qtts.engine import kernels, weight_cache
     from qtts.engine.code_predictor import lean_code_predictor
     from qtts.engine.layers import fuse_projections
-    from qtts.engine.quant import Quantizer
+    from qtts.engine.quant import Quantizer, saved_tensors
     from qtts.engine.talker import LeanTalker
 
     talker = model.talker
@@ -209,15 +212,22 @@ def install(model: Any, precision: str, int8_kernel: bool = True) -> PatchReport
     report = PatchReport(precision, installed_versions())
     if precision in LOW_BIT:
         kernel = kernels.load() if precision == "int8" and int8_kernel else None
-        quantizer = Quantizer(precision, kernel=kernel)
+        layout = f"{kernel.variant()}-w{kernel.pack_width()}" if kernel is not None else f"torch{PINNED['torch']}"
+        cache = (weight_cache.cache_file(cache_home, model_dir, precision, layout)
+                 if cache_home is not None and model_dir is not None else None)
+        loaded = weight_cache.load(cache) if cache is not None else None
+        quantizer = Quantizer(precision, kernel=kernel, cached=loaded[0] if loaded else None)
         # Found must be > 0; replaced may be fewer (too narrow for the scheme, e.g. int4 on a tiny model).
         _require("talker linears", _count_linears(talker.model))
         _require("code predictor linears", _count_linears(predictor))
-        report.patches["talker linears quantized"] = quantizer.module(talker.model)
-        replacement = quantizer.linear(talker.codec_head)
+        report.patches["talker linears quantized"] = quantizer.module(talker.model, "talker.model")
+        replacement = quantizer.linear(talker.codec_head, "talker.codec_head")
         report.patches["codec head quantized"] = int(replacement is not talker.codec_head)
         talker.codec_head = replacement
-        report.patches["code predictor linears quantized"] = quantizer.module(predictor)
+        report.patches["code predictor linears quantized"] = quantizer.module(predictor, "talker.code_predictor")
+        report.patches["restored from the weight cache"] = quantizer.restored
+        if cache is not None and loaded is None:
+            _save_cache(cache, saved_tensors(model), {"model": str(model_dir), "precision": precision, "layout": layout})
         report.patches["projections fused"] = fuse_projections(talker.model.layers) + fuse_projections(predictor.model.layers)
         report.int8_kernel = kernel.variant() if kernel is not None else "torch"
     _require_attributes("code predictor loop", predictor, ("generate", "model", "lm_head", "small_to_mtp_projection"))
@@ -230,6 +240,16 @@ def install(model: Any, precision: str, int8_kernel: bool = True) -> PatchReport
     report.activation_dtype = str(dtype).replace("torch.", "")
     report.patches["decoder SnakeBeta"] = _require("decoder SnakeBeta", speed_up_decoder(model.speech_tokenizer))
     return report
+
+
+def _save_cache(path: Path, tensors: dict[str, Any], metadata: dict[str, str]) -> None:
+    from qtts.engine import weight_cache
+    from qtts.errors import QttsError
+
+    try:
+        weight_cache.save(path, tensors, metadata)
+    except QttsError as exc:  # a full disk must not fail the load: the next one quantizes again
+        log.warning("could not keep the quantized weights (%s); %s", exc.message, exc.hint)
 
 
 def _count_linears(module: Any) -> int:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qtts.jobs.model import QUEUED, Job, new_job_id, request_to_dict
+from qtts.jobs.job import QUEUED, Job, new_job_id, request_to_dict
 from qtts.jobs.store import JobStore, SqlJobStore
 from qtts.settings import Settings
 from qtts.synthesis import SpeakRequest

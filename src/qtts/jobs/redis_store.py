@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from qtts.errors import BadInput
-from qtts.jobs.model import CANCELLED, FINAL, QUEUED, RUNNING, Job, dumps
+from qtts.jobs.job import CANCELLED, FINAL, QUEUED, RUNNING, Job, dumps
 from qtts.jobs.store import _not_found, _row_to_job, worker_died
 
 _CLAIM = """

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from qtts.errors import BadInput, NotFound, WorkerDied
-from qtts.jobs.model import CANCELLED, FAILED, FINAL, QUEUED, RUNNING, Job, dumps
+from qtts.jobs.job import CANCELLED, FAILED, FINAL, QUEUED, RUNNING, Job, dumps
 
 _COLUMNS = ("id", "status", "request", "created_at", "updated_at", "chunks_done", "chunks_total", "attempts",
             "worker", "lease_until", "cancel_requested", "error_category", "error_message", "error_hint",

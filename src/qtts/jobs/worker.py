@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from qtts import audio as audio_mod
 from qtts.errors import Cancelled, QttsError
-from qtts.jobs.model import CANCELLED, FAILED, SUCCEEDED, request_from_dict
+from qtts.files import write_atomic
+from qtts.jobs.job import CANCELLED, FAILED, SUCCEEDED, request_from_dict
 from qtts.jobs.queue import JobQueue
 from qtts.synthesis import synthesize_request, validate_request
 from qtts.text import split_text
@@ -62,7 +62,7 @@ class Worker:
             # One file per attempt, published by the fenced finish(): a worker that lost the
             # job cannot replace the audio of the one that holds it.
             path = self.queue.artifacts_dir / f"{job_id}.a{attempt}.{request.output_format}"
-            audio_mod.write_atomic(path, data)
+            write_atomic(path, data)
             summary.pop("chunks", None)
             if finish(SUCCEEDED, artifact=str(path), summary=summary, chunks_done=heartbeat.total,
                       chunks_total=heartbeat.total):

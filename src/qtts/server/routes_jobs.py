@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from qtts import audio as audio_mod
 from qtts.errors import BadInput, JobNotDone, NotFound
-from qtts.models import check_language, resolve_model
-from qtts.jobs.model import FAILED, STATUSES, SUCCEEDED
+from qtts.hub import check_language, resolve_model
+from qtts.jobs.job import FAILED, STATUSES, SUCCEEDED
 from qtts.server.app import state_of
 from qtts.server.schemas import JobBody, job_request
 from qtts.synthesis import validate_request

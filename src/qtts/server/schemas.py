@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qtts.errors import BadInput, TooLarge
-from qtts.settings import MAX_SEED
+from qtts.settings import MAX_SEED, Settings
 from qtts.synthesis import SpeakRequest, VoiceSource
 
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
@@ -31,7 +31,7 @@ class SpeechBody(BaseModel):
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
     instructions: str | None = None
     stream_format: Literal["audio", "sse"] = "audio"
-    language: str = "Auto"
+    language: str = Settings.language
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
 
     @field_validator("response_format")
@@ -54,7 +54,7 @@ class JobBody(BaseModel):
     input: str
     voice: str | VoiceRef
     response_format: str = "wav"
-    language: str = "Auto"
+    language: str = Settings.language
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     split_max_chars: int | None = Field(default=None, ge=20, le=2000)
     max_frames: int | None = Field(default=None, ge=2, le=8192)
