@@ -106,4 +106,4 @@ def test_unwritable_destination_is_bad_input(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(BadInput, match="cannot write"):
-        audio.write_atomic(blocker / "out.wav", b"data")
+        files.write_atomic(blocker / "out.wav", b"data")
