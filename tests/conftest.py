@@ -8,11 +8,16 @@ with the real qwen_tts classes by ``qtts.checkpoints`` (well under 1 MB, a few s
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+# Nothing a test does may land in the developer's own data directory, not even through a
+# session-wide engine built with Settings.resolve(..., environ={}) (default home).
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="qtts-test-data-")
 
 
 @pytest.fixture(autouse=True)
