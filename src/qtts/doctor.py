@@ -116,18 +116,20 @@ def precision_meaning(settings: Settings) -> str:
     from qtts.engine import kernels
     from qtts.engine.quant import fast_bf16_gemm
 
+    from qtts.precision import precision as precision_of
+
     native_bf16 = fast_bf16_gemm()
-    activations = "bf16 activations (native here)" if native_bf16 else "fp32 activations (no native bf16 here)"
-    prefill = "prefill on a bf16 GEMM (native)" if native_bf16 else "prefill on the int8 kernel"
-    kernel = kernels.status() if settings.int8_kernel else "torch int8 kernel (int8_kernel off)"
-    meanings = {
-        "int8": f"int8 weights in the talker and code predictor on the {kernel}, {activations}, {prefill}",
-        "int4": f"int4 weights (torch's int4pack kernel, bf16 inputs), {activations}; least faithful",
-        "bf16": "bf16 weights and activations" + ("" if native_bf16 else " (emulated here: slow)"),
-        "fp32": "fp32 everywhere: upstream's numbers exactly, slowest and largest",
-    }
+    table = precision_of(settings.precision)
+    parts = [table.summary]
+    if settings.precision == "int8":
+        parts.append(kernels.status() if settings.int8_kernel else "torch int8 kernel (int8_kernel off)")
+        parts.append("prefill on a bf16 GEMM (native)" if native_bf16 else "prefill on the int8 kernel")
+    if table.low_bit:
+        parts.append("bf16 activations (native here)" if native_bf16 else "fp32 activations (no native bf16 here)")
+    elif settings.precision == "bf16" and not native_bf16:
+        parts.append("emulated here: slow")
     load = "low-memory (memory-mapped, linear by linear)" if settings.low_cpu_mem_usage else "regular (--no-low-cpu-mem)"
-    return f"{settings.precision}: {meanings[settings.precision]}; decoder {settings.decoder_precision}; load {load}"
+    return f"{settings.precision}: {', '.join(parts)}; decoder {settings.decoder_precision}; load {load}"
 
 
 def _precision(settings: Settings) -> Check:

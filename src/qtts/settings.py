@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from qtts import precision
 from qtts.errors import BadInput
 
 try:
@@ -22,7 +23,7 @@ except ImportError:  # Python 3.10
 
 DEFAULT_MODEL_ID = "Qwen/Qwen3-TTS-12Hz-1.7B-Base"
 FALLBACK_MODEL_ID = "Qwen/Qwen3-TTS-12Hz-0.6B-Base"
-PRECISIONS = ("int4", "int8", "bf16", "fp32")
+PRECISIONS = precision.NAMES
 ATTENTION = ("sdpa", "eager")
 MAX_SEED = 2**32 - 1  # seeds are 0..MAX_SEED: what every random generator involved accepts
 

@@ -66,6 +66,14 @@ class SpeakRequest:
         )
 
 
+def build_request(settings: Settings, text: str, voice: VoiceSource, **given: Any) -> SpeakRequest:
+    """The one place a request is made: what the caller gave (a flag, an HTTP field, a batch
+    line; None means not given) over the settings (environment, config file, defaults)."""
+    from_settings = {"language": settings.language, "split_max_chars": settings.split_max_chars,
+                     "timeout_s": settings.timeout_s, "batch_size": settings.batch_size}
+    return SpeakRequest(text=text, voice=voice, **{**from_settings, **{k: v for k, v in given.items() if v is not None}})
+
+
 def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRequest) -> SpeakRequest:
     """Check everything that does not need the model; return the request with clean text."""
     text = normalize_text(request.text or "")

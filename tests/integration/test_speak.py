@@ -105,3 +105,20 @@ def test_too_long_text_is_rejected(voice, tmp_path, monkeypatch):
     monkeypatch.setenv("QTTS_MAX_TEXT_CHARS", "50")
     result = run("speak", "--voice-id", voice, "--text", "x" * 51, "--out", str(tmp_path / "x.wav"))
     assert result.exit_code == 2 and "limit is 50" in result.stderr
+
+
+def test_batch_size_reaches_the_memory_pre_check(voice, tmp_path, monkeypatch):
+    """4 chunks at once need ~1.5 GiB more than 1 (engine.memory): with 3 GiB available the
+    default batch is refused with the hint, and --batch-size 1 (the hint) then fits."""
+    monkeypatch.setenv("QTTS_MEMORY_LIMIT_BYTES", str(3 * 1024**3))
+    refused = run("speak", "--voice-id", voice, "--text", "Hello.", "--out", str(tmp_path / "a.wav"))
+    assert refused.exit_code == 4 and "--batch-size 1" in refused.stderr
+    fits = run("speak", "--voice-id", voice, "--text", "Hello.", "--batch-size", "1", "--max-frames", "4",
+               "--out", str(tmp_path / "b.wav"))
+    assert fits.exit_code == 0, fits.stderr
+
+
+def test_quiet_prints_nothing_on_stderr(voice, tmp_path):
+    result = run("speak", "--voice-id", voice, "--text", "Hello.", "--max-frames", "4", "--quiet",
+                 "--out", str(tmp_path / "q.wav"))
+    assert result.exit_code == 0 and result.stderr == "" and (tmp_path / "q.wav").stat().st_size > 0

@@ -60,3 +60,13 @@ def test_broken_toml_is_reported(tmp_path):
 def test_home_flag_moves_the_voice_library(tmp_path):
     settings = Settings.resolve({"home": str(tmp_path / "h")}, environ={})
     assert settings.voices_dir == Path(tmp_path / "h" / "voices")
+
+
+def test_a_request_takes_what_was_given_over_the_settings():
+    from qtts.synthesis import VoiceSource, build_request
+
+    settings = Settings.resolve({"language": "German", "split_max_chars": 80, "batch_size": 2}, environ={})
+    request = build_request(settings, "Hallo.", VoiceSource(voice_id="v"), language=None, split_max_chars=None,
+                            seed=5)
+    assert (request.language, request.split_max_chars, request.batch_size, request.seed) == ("German", 80, 2, 5)
+    assert build_request(settings, "Hi.", VoiceSource(voice_id="v"), language="English").language == "English"

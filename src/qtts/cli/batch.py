@@ -35,7 +35,7 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
 
     from qtts import audio as audio_mod
     from qtts.batch import BatchItem, read_items, run_batch
-    from qtts.synthesis import SpeakRequest, VoiceSource, synthesize_request, validate_request
+    from qtts.synthesis import SpeakRequest, VoiceSource, build_request, synthesize_request, validate_request
     from qtts.voices import VoiceLibrary
 
     audio_mod.check_format(fmt)
@@ -43,11 +43,9 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
     library = VoiceLibrary(settings.voices_dir)
 
     def request_for(item: BatchItem) -> SpeakRequest:
-        return SpeakRequest(text=item.text, voice=VoiceSource(voice_id=item.voice or voice_id),
-                            language=item.language or language or settings.language,
-                            output_format=item.format or fmt, split_max_chars=settings.split_max_chars,
-                            timeout_s=settings.timeout_s, seed=seed, max_frames=max_frames,
-                            batch_size=settings.batch_size)
+        return build_request(settings, item.text, VoiceSource(voice_id=item.voice or voice_id),
+                             language=item.language or language, output_format=item.format or fmt, seed=seed,
+                             max_frames=max_frames)
 
     if via_queue:
         synthesize = _via_queue(settings.replace(server_url=server) if server else settings, request_for)

@@ -34,7 +34,7 @@ def queue() -> None:
 @queue.command()
 @text_options
 @click.option("--voice-id", required=True)
-@click.option("--language", default="Auto")
+@click.option("--language", default=None, help="Language name or Auto (default: the server's setting).")
 @click.option("--format", "fmt", default="wav", help="wav flac mp3 ogg opus pcm")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None)
 @click.option("--split-max-chars", type=click.IntRange(min=20), default=None)
@@ -43,7 +43,7 @@ def queue() -> None:
 @server_options
 @click.pass_context
 def submit(ctx: click.Context, server: str | None, api_key: str | None, text_arg: str | None, text: str | None,
-           text_file: Path | None, voice_id: str, language: str, fmt: str, seed: int | None,
+           text_file: Path | None, voice_id: str, language: str | None, fmt: str, seed: int | None,
            split_max_chars: int | None, max_frames: int | None, as_json: bool) -> None:
     """Submit TEXT (or --text, --text-file, or stdin); prints the job id."""
     body = {"input": read_text(text_arg, text, text_file), "voice": voice_id, "language": language, "response_format": fmt, "seed": seed,

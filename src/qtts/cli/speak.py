@@ -13,7 +13,7 @@ from qtts.cli.options import model_options, print_json, read_text, text_options,
 from qtts.cli.progress import SynthesisProgress
 from qtts.errors import BadInput
 from qtts.settings import MAX_SEED, Settings
-from qtts.synthesis import SpeakRequest, VoiceSource, speak_to_file, stream_to
+from qtts.synthesis import VoiceSource, build_request, speak_to_file, stream_to
 
 
 @click.command()
@@ -62,16 +62,12 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
     output_format = audio_mod.check_format(fmt or "wav") if to_stdout else audio_mod.format_for_path(out)
     if batch_size is not None:  # in the settings too: the memory pre-check reads them
         settings = settings.replace(batch_size=batch_size)
-    request = SpeakRequest(
-        text=read_text(text_arg, text, text_file),
-        voice=VoiceSource(voice_id=voice_id, ref_audio=ref_audio, ref_text=ref_text, x_vector_only=x_vector_only),
-        language=language or settings.language,
-        output_format=output_format,
-        split_max_chars=split_max_chars or settings.split_max_chars,
-        timeout_s=settings.timeout_s if timeout_s is None else timeout_s,
-        seed=seed,
-        temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-        greedy=greedy, max_frames=max_frames, batch_size=settings.batch_size,
+    request = build_request(
+        settings, read_text(text_arg, text, text_file),
+        VoiceSource(voice_id=voice_id, ref_audio=ref_audio, ref_text=ref_text, x_vector_only=x_vector_only),
+        language=language, output_format=output_format, split_max_chars=split_max_chars, timeout_s=timeout_s,
+        seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
+        greedy=greedy, max_frames=max_frames,
     )
 
     watch = SynthesisProgress(quiet)

@@ -23,6 +23,7 @@ from qtts.engine.guard import GenerationGuard, GuardSlot, guarded, looks_like_lo
 from qtts.engine.prompts import VoicePrompt
 from qtts.errors import BadInput, Cancelled, DependencyProblem, MemoryShortage, ModelUnavailable, SynthesisTimeout, TooLarge
 from qtts.hub import ResolvedModel, check_language, expand_alias, resolve_model
+from qtts.precision import precision as precision_of
 from qtts.settings import FALLBACK_MODEL_ID, Settings
 from qtts.text import estimate_seconds, split_text
 
@@ -135,7 +136,7 @@ class Engine:
         if settings.cpu_threads:
             torch.set_num_threads(settings.cpu_threads)
         # Low-bit paths load bf16 (a lazy memory map: low peak RSS) and quantize the linears.
-        dtype = torch.float32 if settings.precision == "fp32" else torch.bfloat16
+        dtype = getattr(torch, precision_of(settings.precision).load_dtype)
         started = time.perf_counter()
         try:
             tts = qwen_tts.Qwen3TTSModel.from_pretrained(

@@ -8,18 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qtts.hub import weight_bytes
-
-GIB = 1024**3
-# Peak RSS = factor x weight bytes (at 2 bytes a parameter for the low-bit paths) + a fixed
-# part (the torch runtime, the fp32 speech tokenizer, decoder activations), fitted to the
-# peaks measured by 'qtts bench' on the full-size random checkpoints:
-# - fp32: 1.7B peaked at 11.6-12.1 GB for 7.7 GB of weights; bf16 (memory-mapped) at 4.8 GB
-#   for 3.9 GB (issue #2).
-# - int8 (quantized linear by linear, bf16 pages released, heap trimmed): 1.7B 3.88 GB,
-#   0.6B 3.06 GB; int4 with the bf16 decoder: 2.98 / 2.95 GB.  Fixed costs dominate there.
-_PEAK_FACTOR = {"fp32": 1.5, "bf16": 1.25, "int8": 0.5, "int4": 0.25}
-_FIXED_BYTES = {"fp32": int(0.6 * GIB), "bf16": int(0.6 * GIB), "int8": int(2.0 * GIB), "int4": int(2.3 * GIB)}
-_BYTES_PER_PARAM = {"fp32": 4, "bf16": 2, "int8": 2, "int4": 2}
+from qtts.precision import GIB, precision as precision_of
 
 
 @dataclass(frozen=True)
@@ -49,8 +38,9 @@ _PER_EXTRA_CHUNK_BYTES = int(0.5 * GIB)
 
 
 def estimate(model_dir: Path, precision: str, limit_bytes: int = 0, batch_size: int = 1) -> MemoryEstimate:
-    weights = weight_bytes(model_dir, as_bytes_per_param=_BYTES_PER_PARAM[precision])
-    need = (int(weights * _PEAK_FACTOR[precision]) + _FIXED_BYTES[precision]
+    table = precision_of(precision)  # the fitted peak factors live in the precision table
+    weights = weight_bytes(model_dir, as_bytes_per_param=table.bytes_per_param)
+    need = (int(weights * table.peak_factor) + table.fixed_bytes
             + (max(batch_size, 1) - 1) * _PER_EXTRA_CHUNK_BYTES)
     return MemoryEstimate(need_bytes=need, available_bytes=available_bytes(limit_bytes))
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from qtts.errors import DependencyProblem
+from qtts.precision import precision as precision_of
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +195,6 @@ class PatchReport:
         return [f"{name}: {count}" for name, count in self.patches.items()]
 
 
-LOW_BIT = ("int8", "int4")
-
-
 def install(model: Any, precision: str, int8_kernel: bool = True, cache_home: Path | None = None,
             model_dir: Path | None = None) -> PatchReport:
     """Install the CPU fast path on a loaded ``Qwen3TTSForConditionalGeneration``.  With
@@ -210,7 +208,7 @@ def install(model: Any, precision: str, int8_kernel: bool = True, cache_home: Pa
     talker = model.talker
     predictor = talker.code_predictor
     report = PatchReport(precision, installed_versions())
-    if precision in LOW_BIT:
+    if precision_of(precision).low_bit:
         kernel = kernels.load() if precision == "int8" and int8_kernel else None
         layout = f"{kernel.variant()}-w{kernel.pack_width()}" if kernel is not None else f"torch{PINNED['torch']}"
         cache = (weight_cache.cache_file(cache_home, model_dir, precision, layout)
@@ -284,7 +282,7 @@ def activation_dtype(talker: Any, precision: str) -> Any:
     model_dtype = next(talker.model.layers.parameters()).dtype
     looped = (talker.model.layers, talker.codec_head, talker.code_predictor)
     all_low_bit = not any(isinstance(m, nn.Linear) for part in looped for m in part.modules())
-    if model_dtype == torch.float32 or (precision in LOW_BIT and all_low_bit and not fast_bf16_gemm()):
+    if model_dtype == torch.float32 or (precision_of(precision).low_bit and all_low_bit and not fast_bf16_gemm()):
         return torch.float32
     return model_dtype
 

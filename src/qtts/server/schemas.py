@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qtts.errors import BadInput, TooLarge
-from qtts.settings import MAX_SEED, Settings
-from qtts.synthesis import SpeakRequest, VoiceSource
+from qtts.settings import MAX_SEED
+from qtts.synthesis import SpeakRequest, VoiceSource, build_request
 
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 OPENAI_INPUT_LIMIT = 4096
@@ -31,7 +31,7 @@ class SpeechBody(BaseModel):
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
     instructions: str | None = None
     stream_format: Literal["audio", "sse"] = "audio"
-    language: str = Settings.language
+    language: str | None = None  # None: the server's setting
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
 
     @field_validator("response_format")
@@ -54,7 +54,7 @@ class JobBody(BaseModel):
     input: str
     voice: str | VoiceRef
     response_format: str = "wav"
-    language: str = Settings.language
+    language: str | None = None  # None: the server's setting
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     split_max_chars: int | None = Field(default=None, ge=20, le=2000)
     max_frames: int | None = Field(default=None, ge=2, le=8192)
@@ -82,14 +82,11 @@ def speech_request(body: SpeechBody, settings: Any) -> SpeakRequest:
     if len(body.input) > OPENAI_INPUT_LIMIT:
         raise TooLarge(f"input has {len(body.input)} characters; the limit is {OPENAI_INPUT_LIMIT}",
                        hint="split the text, or submit it as a job (POST /v1/jobs)")
-    return SpeakRequest(text=body.input, voice=VoiceSource(voice_id=body.voice_id), language=body.language,
-                        output_format=body.response_format, split_max_chars=settings.split_max_chars,
-                        timeout_s=settings.timeout_s, seed=body.seed, sentence_chunks=True)
+    return build_request(settings, body.input, VoiceSource(voice_id=body.voice_id), language=body.language,
+                         output_format=body.response_format, seed=body.seed, sentence_chunks=True)
 
 
 def job_request(body: JobBody, settings: Any) -> SpeakRequest:
-    return SpeakRequest(text=body.input, voice=VoiceSource(voice_id=body.voice_id), language=body.language,
-                        output_format=body.response_format,
-                        split_max_chars=body.split_max_chars or settings.split_max_chars,
-                        timeout_s=settings.timeout_s if body.timeout_s is None else body.timeout_s,
-                        seed=body.seed, max_frames=body.max_frames, batch_size=settings.batch_size)
+    return build_request(settings, body.input, VoiceSource(voice_id=body.voice_id), language=body.language,
+                         output_format=body.response_format, split_max_chars=body.split_max_chars,
+                         timeout_s=body.timeout_s, seed=body.seed, max_frames=body.max_frames)
