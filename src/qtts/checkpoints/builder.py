@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +44,11 @@ class BuiltCheckpoint:
     size_bytes: int
 
 
-def build_random_checkpoint(preset: str, out_dir: Path, seed: int = 0, overwrite: bool = False) -> BuiltCheckpoint:
-    """Build a ``preset`` checkpoint into ``out_dir`` (written beside it, then renamed)."""
+def build_random_checkpoint(preset: str, out_dir: Path, seed: int = 0, overwrite: bool = False,
+                            say: Callable[[str], None] | None = None) -> BuiltCheckpoint:
+    """Build a ``preset`` checkpoint into ``out_dir`` (written beside it, then renamed);
+    ``say`` gets a line per step (a full-size build takes a minute or more)."""
+    step = say or (lambda _message: None)
     import torch
     from safetensors.torch import save_file
 
@@ -57,14 +61,19 @@ def build_random_checkpoint(preset: str, out_dir: Path, seed: int = 0, overwrite
         raise FileExistsError(f"{out_dir} exists and is not empty")
     qwen_tts = import_qwen_tts()
     from qwen_tts.core.models import Qwen3TTSConfig, Qwen3TTSForConditionalGeneration
-    from qwen_tts.core.tokenizer_12hz.configuration_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Config
-    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Model
+    from qwen_tts.core.tokenizer_12hz.configuration_qwen3_tts_tokenizer_v2 import (
+        Qwen3TTSTokenizerV2Config,
+    )
+    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import (
+        Qwen3TTSTokenizerV2Model,
+    )
     del qwen_tts
 
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
 
+    step(f"1/4 text tokenizer ({preset})")
     token_ids = train_text_tokenizer(staging)
     config_values = presets.model_config(preset)
     text_vocab = token_ids.pop("vocab_size")
@@ -72,6 +81,7 @@ def build_random_checkpoint(preset: str, out_dir: Path, seed: int = 0, overwrite
     if preset == "tiny":
         config_values["talker_config"]["text_vocab_size"] = -(-text_vocab // 64) * 64
 
+    step("2/4 model with random weights")
     torch.manual_seed(seed)
     # Published weights are bf16: build in bf16 so that a 1.7B build needs ~4 GB, not 8.
     dtype = torch.float32 if preset == "tiny" else torch.bfloat16
@@ -83,6 +93,7 @@ def build_random_checkpoint(preset: str, out_dir: Path, seed: int = 0, overwrite
         torch.set_default_dtype(previous)
     state = {k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()}
     parameters = sum(v.numel() for v in state.values())
+    step(f"3/4 writing {parameters / 1e6:.1f}M parameters")
     save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
     del model, state
 
@@ -92,6 +103,7 @@ def build_random_checkpoint(preset: str, out_dir: Path, seed: int = 0, overwrite
     _write_json(staging / "generation_config.json", presets.GENERATION_CONFIG)
     _write_json(staging / "preprocessor_config.json", _PROCESSOR_CONFIG)
 
+    step("4/4 speech tokenizer")
     tokenizer_values = presets.speech_tokenizer_config(preset)
     torch.manual_seed(seed + 1)
     codec = Qwen3TTSTokenizerV2Model(Qwen3TTSTokenizerV2Config(**tokenizer_values))

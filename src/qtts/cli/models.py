@@ -72,7 +72,7 @@ def build_random(preset: str, out_dir: Path, seed: int, force: bool) -> None:
     from qtts.errors import BadInput
 
     try:
-        built = build_random_checkpoint(preset, out_dir, seed=seed, overwrite=force)
+        built = build_random_checkpoint(preset, out_dir, seed=seed, overwrite=force, say=info)
     except FileExistsError as exc:
         raise BadInput(str(exc), hint="choose another --out or add --force") from exc
     info(f"built {built.preset} checkpoint: {built.parameters / 1e6:.1f}M parameters, "

@@ -65,13 +65,24 @@ def submit(ctx: click.Context, server: str | None, api_key: str | None, text_arg
 def status(ctx: click.Context, server: str | None, api_key: str | None, job_id: str, watch: bool, as_json: bool,
            interval: float) -> None:
     """Show a job's status (exit 1 if it failed or was cancelled)."""
+    from tqdm import tqdm
+
     client = _client(ctx)
     job = client.job(job_id)
+    live = watch and sys.stderr.isatty()  # a bar on a terminal, a line per poll otherwise
+    bar = tqdm(total=0, unit="chunk", file=sys.stderr, desc=job_id, leave=False) if live else None
     while watch and job["status"] in ("queued", "running"):
         progress = job["progress"]
-        info(f"{job['status']}: {progress['chunks_done']}/{progress['chunks_total']} chunks")
+        if bar is not None:
+            bar.total, bar.n = progress["chunks_total"], progress["chunks_done"]
+            bar.set_postfix_str(job["status"], refresh=False)
+            bar.refresh()
+        else:
+            info(f"{job['status']}: {progress['chunks_done']}/{progress['chunks_total']} chunks")
         time.sleep(interval)
         job = client.job(job_id)
+    if bar is not None:
+        bar.close()
     if as_json:
         print_json(job)
     else:
