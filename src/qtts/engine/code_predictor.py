@@ -39,7 +39,7 @@ def lean_code_predictor(self: nn.Module, inputs_embeds: torch.Tensor, max_new_to
     model = self.model
     hidden = self.small_to_mtp_projection(inputs_embeds)
     length = hidden.shape[1] + max_new_tokens - 1
-    cos, sin = _rotary_tables(model, length, hidden)
+    cos, signed_sin = _rotary_tables(model, length, hidden)
     first = model.layers[0].self_attn
     cache_shape = (len(model.layers), hidden.shape[0], model.config.num_key_value_heads, length, first.head_dim)
     keys = torch.empty(cache_shape, dtype=hidden.dtype)
@@ -49,10 +49,15 @@ def lean_code_predictor(self: nn.Module, inputs_embeds: torch.Tensor, max_new_to
     for step in range(max_new_tokens):
         span = hidden.shape[1]
         step_cos = cos[:, position:position + span].unsqueeze(1)
-        step_sin = sin[:, position:position + span].unsqueeze(1)
+        step_sin = signed_sin[:, position:position + span].unsqueeze(1)
 
         def rotate(query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return (query * step_cos + _rotate_half(query) * step_sin, key * step_cos + _rotate_half(key) * step_sin)
+            # upstream's x * cos + rotate_half(x) * sin, with rotate_half(x) * sin written as
+            # roll(x, half) * [-sin, sin] (the same products, to the bit) and query and key
+            # rotated together: 6 small ops instead of 14 per layer and step.
+            both = torch.cat((query, key), dim=1)
+            rotated = both * step_cos + both.roll(both.shape[-1] // 2, dims=-1) * step_sin
+            return rotated[:, :query.shape[1]], rotated[:, query.shape[1]:]
 
         for index, layer in enumerate(model.layers):
             def store(key: torch.Tensor, value: torch.Tensor, index: int = index,
@@ -74,17 +79,15 @@ def lean_code_predictor(self: nn.Module, inputs_embeds: torch.Tensor, max_new_to
 
 
 def _rotary_tables(model: nn.Module, length: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin for positions 0..length-1, from the model's own rotary module (cached)."""
+    """cos and [-sin, sin] (halves) for positions 0..length-1, from the model's own rotary
+    module (cached)."""
     tables = model.__dict__.setdefault("_qtts_rotary_tables", {})
     key = (length, like.dtype)
     if key not in tables:
-        tables[key] = model.rotary_emb(like, torch.arange(length)[None])
+        cos, sin = model.rotary_emb(like, torch.arange(length)[None])
+        half = sin.shape[-1] // 2
+        tables[key] = cos, torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
     return tables[key]
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 def _sample(logits: torch.Tensor, do_sample: bool, top_k: int, top_p: float, temperature: float) -> torch.Tensor:
