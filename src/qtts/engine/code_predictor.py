@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from qtts.engine.layers import decoder_layer
+from qtts.engine.layers import decoder_layer, rotate_pair, signed_sin
 
 
 class _Sequences:
@@ -52,12 +52,7 @@ def lean_code_predictor(self: nn.Module, inputs_embeds: torch.Tensor, max_new_to
         step_sin = signed_sin[:, position:position + span].unsqueeze(1)
 
         def rotate(query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            # upstream's x * cos + rotate_half(x) * sin, with rotate_half(x) * sin written as
-            # roll(x, half) * [-sin, sin] (the same products, to the bit) and query and key
-            # rotated together: 6 small ops instead of 14 per layer and step.
-            both = torch.cat((query, key), dim=1)
-            rotated = both * step_cos + both.roll(both.shape[-1] // 2, dims=-1) * step_sin
-            return rotated[:, :query.shape[1]], rotated[:, query.shape[1]:]
+            return rotate_pair(query, key, step_cos, step_sin)
 
         for index, layer in enumerate(model.layers):
             def store(key: torch.Tensor, value: torch.Tensor, index: int = index,
@@ -85,8 +80,7 @@ def _rotary_tables(model: nn.Module, length: int, like: torch.Tensor) -> tuple[t
     key = (length, like.dtype)
     if key not in tables:
         cos, sin = model.rotary_emb(like, torch.arange(length)[None])
-        half = sin.shape[-1] // 2
-        tables[key] = cos, torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+        tables[key] = cos, signed_sin(sin)
     return tables[key]
 
 

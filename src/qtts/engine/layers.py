@@ -56,6 +56,22 @@ def decoder_layer(layer: nn.Module, hidden: torch.Tensor, rotate: Rotate, store:
     return hidden + _mlp(layer.mlp, layer.post_attention_layernorm(hidden))
 
 
+def signed_sin(sin: torch.Tensor) -> torch.Tensor:
+    """[-sin, sin] by halves of the head dimension, for ``rotate_pair``."""
+    half = sin.shape[-1] // 2
+    return torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+
+
+def rotate_pair(query: torch.Tensor, key: torch.Tensor, cos: torch.Tensor,
+                sin_signed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Upstream's rotary embedding, ``x * cos + rotate_half(x) * sin``, with
+    ``rotate_half(x) * sin`` written as ``roll(x, half) * [-sin, sin]`` (the same products,
+    to the bit) and query and key rotated together: 6 small ops instead of 14."""
+    both = torch.cat((query, key), dim=1)
+    rotated = both * cos + both.roll(both.shape[-1] // 2, dims=-1) * sin_signed
+    return rotated[:, :query.shape[1]], rotated[:, query.shape[1]:]
+
+
 def _qkv(attention: nn.Module, normed: torch.Tensor) -> tuple[torch.Tensor, ...]:
     fused = attention.__dict__.get("_qtts_qkv")
     if fused is None:

@@ -6,7 +6,7 @@ fresh causal mask, 3-D rotary positions, a growing ``DynamicCache``), the logits
 and stopping criteria as objects, and the output collects every layer's hidden states.
 ``LeanTalker`` is a drop-in for ``talker.generate`` as ``Qwen3TTSForConditionalGeneration
 .generate`` calls it.  It calls the same modules in the same order (each layer's norms,
-projections, upstream's multimodal rotary function, the attention call transformers makes,
+projections, the rotary embedding (see ``_layers``), the attention call transformers makes,
 the MLP, the final norm, ``codec_head``, ``code_predictor.generate``), on a KV cache
 allocated once, and applies transformers' processors in transformers' order: repetition
 penalty, minimum length, suppressed tokens, then temperature, top-k and top-p.  Under
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from qtts.engine.code_predictor import _sample
-from qtts.engine.layers import decoder_layer
+from qtts.engine.layers import decoder_layer, rotate_pair, signed_sin
 
 INITIAL_CAPACITY = 256  # positions beyond the prompt allocated at first; doubled when reached
 
@@ -53,11 +53,8 @@ class LeanTalker:
     codes of the first row as soon as they are made (streaming)."""
 
     def __init__(self, talker: nn.Module, activation_dtype: torch.dtype) -> None:
-        from qtts.engine.upstream import multimodal_rotary
-
         self.talker = talker
         self.dtype = activation_dtype
-        self.rotate = multimodal_rotary()
         self.frame_listener: Callable[[torch.Tensor], None] | None = None
         self.times = StepTimes()
 
@@ -139,14 +136,15 @@ class LeanTalker:
                 mask: torch.Tensor | None) -> torch.Tensor:
         """``Qwen3TTSTalkerModel.forward`` for new positions ``start..`` (last hidden, normed)."""
         model = self.talker.model
-        position_ids = positions[None].expand(3, -1, -1)
-        cos, sin = model.rotary_emb(hidden, position_ids)
+        # Text positions are the same in all three of the multimodal rotary's sections, so
+        # upstream's section merge (apply_multimodal_rotary_pos_emb) yields the first
+        # section's tables exactly; they are computed once per step, not once per layer.
+        cos, sin = model.rotary_emb(hidden, positions[None].expand(3, -1, -1))
+        cos, sin = cos[0].unsqueeze(1), signed_sin(sin[0]).unsqueeze(1)
         cache.reserve(start + hidden.shape[1])
         for index, layer in enumerate(model.layers):
-            scaling = layer.self_attn.rope_scaling
-
             def rotate(query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                return self.rotate(query, key, cos, sin, scaling["mrope_section"], scaling["interleaved"])
+                return rotate_pair(query, key, cos, sin)
 
             def store(key: torch.Tensor, value: torch.Tensor, index: int = index) -> tuple[torch.Tensor, torch.Tensor]:
                 return cache.store(index, start, key, value)

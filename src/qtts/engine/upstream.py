@@ -12,8 +12,8 @@ versions.
   patch counts what it replaced and fails loudly when it finds nothing: a changed upstream
   shows as a dependency error naming the patch, not as a traceback or a silent slow path.
   The returned ``PatchReport`` is what ``qtts doctor`` prints.
-- ``wrap_talker_generate`` (the per-call guard), ``voice_clone_inputs`` (qwen_tts's private
-  tokenization helpers) and ``multimodal_rotary`` (its rotary function).
+- ``wrap_talker_generate`` (the per-call guard) and ``voice_clone_inputs`` (qwen_tts's
+  private tokenization helpers).
 
 Why the import needs care: ``import qwen_tts`` imports its 25 Hz tokenizer code at module level, which
 imports ``torchaudio.compliance.kaldi`` (and ``sox``, ``onnxruntime``, ``einops``).  The 12 Hz
@@ -321,10 +321,3 @@ def voice_clone_inputs(tts: Any, texts: list[str], prompt_items: list[Any], ref_
     return {"input_ids": input_ids, "ref_ids": ref_ids,
             "voice_clone_prompt": tts._prompt_items_to_voice_clone_prompt(prompt_items),
             **tts._merge_generate_kwargs(**generate_kwargs)}
-
-
-def multimodal_rotary() -> Callable[..., Any]:
-    """qwen_tts's rotary function for the talker (3-D positions, sections)."""
-    from qwen_tts.core.models.modeling_qwen3_tts import apply_multimodal_rotary_pos_emb
-
-    return apply_multimodal_rotary_pos_emb
