@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from qtts.engine.layers import decoder_layer, rotate_pair, signed_sin
+from qtts.engine.layers import decoder_layer, signed_sin
 
 
 class _Sequences:
@@ -51,9 +51,6 @@ def lean_code_predictor(self: nn.Module, inputs_embeds: torch.Tensor, max_new_to
         step_cos = cos[:, position:position + span].unsqueeze(1)
         step_sin = signed_sin[:, position:position + span].unsqueeze(1)
 
-        def rotate(query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return rotate_pair(query, key, step_cos, step_sin)
-
         for index, layer in enumerate(model.layers):
             def store(key: torch.Tensor, value: torch.Tensor, index: int = index,
                       start: int = position) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,7 +59,7 @@ def lean_code_predictor(self: nn.Module, inputs_embeds: torch.Tensor, max_new_to
                 values[index][:, :, start:end] = value
                 return keys[index][:, :, :end], values[index][:, :, :end]
 
-            hidden = decoder_layer(layer, hidden, rotate, store, None)
+            hidden = decoder_layer(layer, hidden, step_cos, step_sin, store, None)
         position += span
         last = model.norm(hidden[:, -1, :])
         token = _sample(self.lm_head[step](last).float(), do_sample, top_k, top_p, temperature)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from qtts.engine.code_predictor import _sample
-from qtts.engine.layers import decoder_layer, rotate_pair, signed_sin
+from qtts.engine.layers import decoder_layer, signed_sin
 
 INITIAL_CAPACITY = 256  # positions beyond the prompt allocated at first; doubled when reached
 
@@ -143,13 +143,10 @@ class LeanTalker:
         cos, sin = cos[0].unsqueeze(1), signed_sin(sin[0]).unsqueeze(1)
         cache.reserve(start + hidden.shape[1])
         for index, layer in enumerate(model.layers):
-            def rotate(query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                return rotate_pair(query, key, cos, sin)
-
             def store(key: torch.Tensor, value: torch.Tensor, index: int = index) -> tuple[torch.Tensor, torch.Tensor]:
                 return cache.store(index, start, key, value)
 
-            hidden = decoder_layer(layer, hidden, rotate, store, mask)
+            hidden = decoder_layer(layer, hidden, cos, sin, store, mask)
         return model.norm(hidden)
 
     @staticmethod
