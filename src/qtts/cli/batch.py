@@ -9,19 +9,27 @@ from typing import Any
 
 import click
 
-
-from qtts.cli.options import info, model_options, print_json, with_settings
-from qtts.settings import MAX_SEED, Settings
+from qtts.cli.options import (
+    format_option,
+    info,
+    language_option,
+    model_options,
+    print_json,
+    seed_option,
+    voice_option,
+    with_settings,
+)
+from qtts.settings import Settings
 
 
 @click.command()
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help=".txt (one text per line), .jsonl or .csv (fields id, text, voice, language, format).")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--voice-id", default=None, help="Voice for items that name none.")
-@click.option("--language", default=None, help="Language for items that name none (default Auto).")
-@click.option("--format", "fmt", default="wav", show_default=True, help="Format for items that name none.")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None)
+@voice_option(help="Voice for items that name none.")
+@language_option(help="Language for items that name none (default: QTTS_LANGUAGE, else Auto).")
+@format_option(help="Format for items that name none: wav flac mp3 ogg opus pcm.")
+@seed_option
 @click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Cap on frames per chunk.")
 @click.option("--via-queue", is_flag=True, help="Submit to a running 'qtts serve' instead of loading the model here.")
 @click.option("--server", default=None, help="With --via-queue: server URL. Env QTTS_SERVER_URL.")

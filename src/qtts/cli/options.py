@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from qtts.errors import BadInput
-from qtts.settings import ATTENTION, PRECISIONS, Settings
+from qtts.settings import ATTENTION, MAX_SEED, PRECISIONS, Settings
 
 MODEL_OPTION_NAMES = ("model_id", "precision", "decoder_precision", "cpu_threads", "attn_implementation",
                       "fallback_model_id", "memory_check", "low_cpu_mem_usage")
@@ -75,6 +75,23 @@ def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
         return ctx.invoke(func, *args, settings=settings, **kwargs)
 
     return wrapper
+
+
+def voice_option(required: bool = False, help: str = "A voice from the library ('qtts clone list').") -> Any:  # noqa: A002
+    return click.option("--voice-id", required=required, default=None, help=help)
+
+
+def language_option(help: str = "Language name, or Auto (default: QTTS_LANGUAGE, else Auto).") -> Any:  # noqa: A002
+    return click.option("--language", default=None, help=help)
+
+
+def format_option(default: str | None = "wav", help: str = "Audio format: wav flac mp3 ogg opus pcm.") -> Any:  # noqa: A002
+    return click.option("--format", "fmt", default=default, show_default=default is not None, help=help)
+
+
+def seed_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None,
+                        help="Random seed for reproducible output.")(func)
 
 
 def text_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,9 +8,17 @@ from pathlib import Path
 
 import click
 
-
-from qtts.cli.options import info, print_json, read_text, settings_from, text_options
-from qtts.settings import MAX_SEED
+from qtts.cli.options import (
+    format_option,
+    info,
+    language_option,
+    print_json,
+    read_text,
+    seed_option,
+    settings_from,
+    text_options,
+    voice_option,
+)
 
 
 def _client(ctx: click.Context):  # noqa: ANN202
@@ -33,10 +41,10 @@ def queue() -> None:
 
 @queue.command()
 @text_options
-@click.option("--voice-id", required=True)
-@click.option("--language", default=None, help="Language name or Auto (default: the server's setting).")
-@click.option("--format", "fmt", default="wav", help="wav flac mp3 ogg opus pcm")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None)
+@voice_option(required=True)
+@language_option(help="Language name or Auto (default: the server's setting).")
+@format_option()
+@seed_option
 @click.option("--split-max-chars", type=click.IntRange(min=20), default=None)
 @click.option("--max-frames", type=click.IntRange(min=2), default=None)
 @click.option("--json", "as_json", is_flag=True)

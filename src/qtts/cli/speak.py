@@ -7,27 +7,36 @@ from pathlib import Path
 
 import click
 
-
 from qtts import audio as audio_mod
-from qtts.cli.options import model_options, print_json, read_text, text_options, with_settings
+from qtts.cli.options import (
+    format_option,
+    language_option,
+    model_options,
+    print_json,
+    read_text,
+    seed_option,
+    text_options,
+    voice_option,
+    with_settings,
+)
 from qtts.cli.progress import SynthesisProgress
 from qtts.errors import BadInput
-from qtts.settings import MAX_SEED, Settings
+from qtts.settings import Settings
 from qtts.synthesis import VoiceSource, build_request, speak_to_file, stream_to
 
 
 @click.command()
 @text_options
-@click.option("--voice-id", help="A voice from the library ('qtts clone list').")
+@voice_option()
 @click.option("--ref-audio", type=click.Path(dir_okay=False, path_type=Path), help="Ad-hoc reference clip instead of --voice-id.")
 @click.option("--ref-text", help="Transcript of --ref-audio (ICL mode).")
 @click.option("--x-vector-only", is_flag=True, help="With --ref-audio: clone from the speaker embedding only.")
-@click.option("--language", default=None, help="Language name, or Auto (default).")
+@language_option()
 @click.option("-o", "--out", required=True, help="Output file (.wav .flac .mp3 .ogg .opus .pcm) or '-' for stdout.")
-@click.option("--format", "fmt", default=None, help="Output format when --out is '-' (default wav).")
+@format_option(default=None, help="Output format when --out is '-' (default wav).")
 @click.option("--split-max-chars", type=click.IntRange(min=20), default=None, help="Longest chunk synthesized at once (default 200).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0), default=None, help="Give up after this many seconds (0 = never).")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed for reproducible output.")
+@seed_option
 @click.option("--temperature", type=click.FloatRange(min=0.01), default=None)
 @click.option("--top-k", type=click.IntRange(min=1), default=None)
 @click.option("--top-p", type=click.FloatRange(min=0.01, max=1.0), default=None)
