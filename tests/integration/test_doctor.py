@@ -21,13 +21,18 @@ def test_run_smoke_exits_zero_and_reports_timings(tiny_env):
     assert patches["talker linears quantized"] > 0 and patches["projections fused"] > 0  # int8 by default
 
 
-def test_an_untested_qwen_tts_is_refused_at_load_unless_allowed(tiny_env, monkeypatch):
+def test_an_untested_qwen_tts_is_refused_at_load_unless_allowed(tiny_env, reference_clip, tmp_path, monkeypatch):
     from qtts.engine import upstream
 
     real = upstream.installed_versions()
     monkeypatch.setattr(upstream, "installed_versions", lambda: {**real, "qwen_tts": "0.2.0"})
-    result = run("speak", "--voice-id", "x", "--ref-audio", "/nonexistent.wav", "--text", "Hi.", "--out", "x.wav")
-    assert result.exit_code in (2, 5)  # the bad clip may be noticed first; the doctor check below is direct
+    speak = ("speak", "--ref-audio", str(reference_clip), "--x-vector-only", "--text", "Hi.", "--max-frames", "4")
+    refused = run(*speak, "--out", str(tmp_path / "refused.wav"))
+    assert refused.exit_code == 5 and "tested with qwen_tts==0.1.1" in refused.stderr and "hint:" in refused.stderr
+    assert not (tmp_path / "refused.wav").exists()
+    monkeypatch.setenv(upstream.ALLOW_UNTESTED_ENV, "1")
+    assert run(*speak, "--out", str(tmp_path / "allowed.wav")).exit_code == 0
+    monkeypatch.delenv(upstream.ALLOW_UNTESTED_ENV)
     doctor = run("doctor", "--json")
     checks = {c["name"]: c for c in __import__("json").loads(doctor.stdout)["checks"]}
     assert checks["upstream"]["status"] == "fail" and "0.2.0" in checks["upstream"]["detail"]

@@ -3,15 +3,16 @@
 Every per-frame cost of Qwen3-TTS on a CPU is weight traffic: one talker step reads all
 28 layers' weights, and the code predictor reads its 5 layers 15 times per frame.  Storing
 the weights of the big linears in int8 or int4 cuts those bytes 4-8x.  ``Int8Linear``
-multiplies a few rows (a generation step) with qtts's VNNI kernel (``engine.kernels``) or,
-where it is unavailable, torch's ``_weight_int8pack_mm``; many rows (the prefill) with a bf16
-GEMM on an exact copy of the codes.  ``Int4Linear`` uses torch's
-``_weight_int4pack_mm_for_cpu`` (the kernel torchao uses on CPU).  Measured on this
-project's 2-core AVX-512/AMX machine, one 2048x6144 matrix-vector product with weights out
-of cache: fp32 1.80 ms, bf16 1.18 ms, torch int8 0.93-1.14 ms, qtts int8 0.77 ms, int4
-(group 128) 0.51 ms.
+multiplies with qtts's kernel for this CPU's ISA (``engine.kernels``: AVX-512 VNNI, AVX2 or
+aarch64 dot product) or, where none is available, torch's ``_weight_int8pack_mm``; the
+prefill (many rows) goes through a bf16 GEMM on an exact copy of the codes where the CPU
+has native bf16, else through the same kernel.  ``Int4Linear`` uses torch's
+``_weight_int4pack_mm_for_cpu`` (the kernel torchao uses on CPU).  Measured on an AMD EPYC
+(AVX2), one 6144x2048 matrix-vector product with weights out of cache: qtts int8 1.0-1.3
+ms, torch int8 1.5-1.7 ms (docs/performance.md has the rest).
 
-The modules are drop-in ``nn.Linear`` replacements: the qwen_tts model code is unchanged.
+The modules are drop-in ``nn.Linear`` replacements installed on a loaded model's instances
+(``upstream.install``); qwen_tts's classes are not modified.
 """
 
 from __future__ import annotations
@@ -213,6 +214,12 @@ class Quantizer:
     # from them instead of being quantized again.
     cached: dict[str, torch.Tensor] | None = None
     restored: int = 0
+    _by_module: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for key, tensor in (self.cached or {}).items():  # "talker.model.layers.0.mlp.up_proj.scale"
+            module, _, name = key.rpartition(".")
+            self._by_module.setdefault(module, {})[name] = tensor
 
     def module(self, module: nn.Module, prefix: str = "") -> int:
         """Replace every eligible ``nn.Linear`` under ``module`` (named ``prefix``) in place;
@@ -234,7 +241,7 @@ class Quantizer:
         to pay off or its shape does not fit the kernel."""
         if linear.in_features < self.min_in_features or not _fits(linear, self.scheme):
             return linear
-        saved = {k[len(path) + 1:]: v for k, v in (self.cached or {}).items() if k.startswith(f"{path}.")} if path else {}
+        saved = self._by_module.get(path) if path else None
         if saved:
             self.restored += 1
             if self.scheme == "int8":

@@ -191,9 +191,6 @@ class PatchReport:
     activation_dtype: str = ""
     int8_kernel: str = "torch"
 
-    def lines(self) -> list[str]:
-        return [f"{name}: {count}" for name, count in self.patches.items()]
-
 
 def install(model: Any, precision: str, int8_kernel: bool = True, cache_home: Path | None = None,
             model_dir: Path | None = None) -> PatchReport:
@@ -207,7 +204,8 @@ def install(model: Any, precision: str, int8_kernel: bool = True, cache_home: Pa
 
     talker = model.talker
     predictor = talker.code_predictor
-    report = PatchReport(precision, installed_versions())
+    # at every load, not only at the first import: a long-lived process may outlast an upgrade
+    report = PatchReport(precision, check_versions())
     if precision_of(precision).low_bit:
         kernel = kernels.load() if precision == "int8" and int8_kernel else None
         layout = f"{kernel.variant()}-w{kernel.pack_width()}" if kernel is not None else f"torch{PINNED['torch']}"
