@@ -44,6 +44,12 @@ class TooLarge(BadInput):
     category, exit_code, http_status = "too_large", 2, 413
 
 
+class WrongModelKind(BadInput):
+    """The request needs another kind of model (cloning on CustomVoice, a speaker on Base, …)."""
+
+    category, exit_code, http_status = "model_kind", 2, 400
+
+
 class JobNotDone(BadInput):
     """The audio of a job that has not succeeded (yet) was asked for."""
 
@@ -72,6 +78,12 @@ class MemoryShortage(QttsError):
     """Not enough RAM to load or run the model."""
 
     category, exit_code, http_status = "memory", 4, 507
+
+
+class NoRoomForModel(MemoryShortage):
+    """A server asked for one more model than its memory holds (the others stay loaded)."""
+
+    category, exit_code, http_status = "model_memory", 4, 503
 
 
 class DependencyProblem(QttsError):

@@ -17,6 +17,19 @@ from qtts.settings import FALLBACK_MODEL_ID
 ALIASES = {
     "1.7b": "Qwen/Qwen3-TTS-12Hz-1.7B-Base",
     "0.6b": "Qwen/Qwen3-TTS-12Hz-0.6B-Base",
+    "1.7b-custom": "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice",
+    "0.6b-custom": "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice",
+    "1.7b-design": "Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign",
+}
+# The three kinds of 12 Hz model (``tts_model_type`` in config.json), as users call them.
+BASE, CUSTOM_VOICE, VOICE_DESIGN = "base", "custom_voice", "voice_design"
+KIND_NAMES = {BASE: "Base", CUSTOM_VOICE: "CustomVoice", VOICE_DESIGN: "VoiceDesign"}
+# The preset speakers' native languages, from the speaker table of Qwen's Qwen3-TTS README
+# (the config only says which speak a dialect).  A speaker missing here shows "unknown".
+SPEAKER_LANGUAGES = {
+    "vivian": "Chinese", "serena": "Chinese", "uncle_fu": "Chinese", "dylan": "Chinese (Beijing dialect)",
+    "eric": "Chinese (Sichuan dialect)", "ryan": "English", "aiden": "English", "ono_anna": "Japanese",
+    "sohee": "Korean",
 }
 _ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "speech_tokenizer/*"]
 _DTYPE_BYTES = {"F32": 4, "BF16": 2, "F16": 2, "I64": 8, "I32": 4, "I8": 1, "U8": 1, "BOOL": 1}
@@ -30,18 +43,30 @@ class ResolvedModel:
     tts_model_size: str
     speaker_dim: int
     languages: tuple[str, ...] = ("auto",)
+    speakers: tuple[str, ...] = ()  # CustomVoice preset speakers, lowercase
 
     @property
     def family(self) -> str:
         """Voice prompts are valid across models with the same size tag and speaker encoder."""
         return f"{self.tts_model_size}-spk{self.speaker_dim}"
 
+    @property
+    def kind(self) -> str:
+        """"Base", "CustomVoice" or "VoiceDesign"."""
+        return KIND_NAMES.get(self.tts_model_type, self.tts_model_type)
+
+    @property
+    def takes_instructions(self) -> bool:
+        """VoiceDesign always; CustomVoice at 1.7B only (upstream drops them at 0.6B)."""
+        return self.tts_model_type == VOICE_DESIGN or (self.tts_model_type == CUSTOM_VOICE
+                                                       and self.tts_model_size != "0b6")
+
 
 def expand_alias(model_id: str) -> str:
     return ALIASES.get(model_id.strip().lower(), model_id.strip())
 
 
-def resolve_model(model_id: str, *, require_base: bool = True) -> ResolvedModel:
+def resolve_model(model_id: str) -> ResolvedModel:
     """Find ``model_id`` locally (a directory, or the HF cache) and check it is usable."""
     repo_or_path = expand_alias(model_id)
     candidate = Path(repo_or_path).expanduser()
@@ -54,7 +79,7 @@ def resolve_model(model_id: str, *, require_base: bool = True) -> ResolvedModel:
         )
     else:
         path = _cached_snapshot(repo_or_path)
-    return _inspect(model_id=repo_or_path, path=path, require_base=require_base)
+    return _inspect(model_id=repo_or_path, path=path)
 
 
 def _cached_snapshot(repo_id: str) -> Path:
@@ -71,7 +96,7 @@ def _cached_snapshot(repo_id: str) -> Path:
         ) from exc
 
 
-def _inspect(model_id: str, path: Path, require_base: bool) -> ResolvedModel:
+def _inspect(model_id: str, path: Path) -> ResolvedModel:
     config_path = path / "config.json"
     missing = [name for name in ("config.json", "model.safetensors", "speech_tokenizer/config.json",
                                  "speech_tokenizer/model.safetensors") if not (path / name).is_file()]
@@ -95,14 +120,15 @@ def _inspect(model_id: str, path: Path, require_base: bool) -> ResolvedModel:
             hint=f"use {ALIASES['1.7b']} or {ALIASES['0.6b']}",
         )
     model_type = str(config.get("tts_model_type", ""))
-    if require_base and model_type != "base":
+    if model_type not in KIND_NAMES:
         raise ModelUnavailable(
-            f"{model_id} is a {model_type or 'non-Base'} model; voice cloning needs a Base model",
-            hint=f"use --model-id {ALIASES['1.7b']} (or {ALIASES['0.6b']})",
+            f"{model_id} is a Qwen3-TTS model of an unknown kind (tts_model_type={model_type!r})",
+            hint=f"qtts runs the kinds {', '.join(KIND_NAMES.values())}; see 'qtts models' for the aliases",
         )
     speaker = config.get("speaker_encoder_config") or {}
+    talker = config.get("talker_config") or {}
     # As upstream Qwen3TTSForConditionalGeneration: "auto" plus the non-dialect codec languages.
-    codec_languages = (config.get("talker_config") or {}).get("codec_language_id") or {}
+    codec_languages = talker.get("codec_language_id") or {}
     languages = ("auto", *sorted(lang for lang in codec_languages if "dialect" not in lang))
     return ResolvedModel(
         model_id=model_id,
@@ -111,6 +137,7 @@ def _inspect(model_id: str, path: Path, require_base: bool) -> ResolvedModel:
         tts_model_size=str(config.get("tts_model_size", "unknown")),
         speaker_dim=int(speaker.get("enc_dim", 1024)),
         languages=languages,
+        speakers=tuple(sorted(str(name).lower() for name in (talker.get("spk_id") or {}))),
     )
 
 
@@ -169,6 +196,13 @@ class CachedModel:
     repo_id: str
     size_bytes: int
     path: Path
+
+    @property
+    def kind(self) -> str:
+        try:
+            return resolve_model(self.repo_id).kind
+        except ModelUnavailable:
+            return "incomplete"
 
 
 def list_cached_models() -> list[CachedModel]:

@@ -16,24 +16,35 @@ from typing import TYPE_CHECKING, Any
 from qtts import audio as audio_mod
 from qtts.errors import BadInput, TooLarge
 from qtts.files import write_atomic
-from qtts.hub import check_language, resolve_model
+from qtts.hub import ResolvedModel, check_language, resolve_model
+from qtts.model_kinds import check_fits
 from qtts.settings import MAX_SEED, Settings
 from qtts.text import is_speakable, normalize_text
 from qtts.voices import VoiceLibrary, validate_voice_id
 
 if TYPE_CHECKING:
     from qtts.engine.core import ChunkAudio, Engine, ProgressCallback, SynthesisOptions
-    from qtts.engine.prompts import VoicePrompt
+    from qtts.engine.prompts import Voice
+
+
+MAX_INSTRUCT_CHARS = 1000  # a style or a voice description is a sentence or two
 
 
 @dataclass(frozen=True)
 class VoiceSource:
-    """A library voice, or an ad-hoc reference clip (path or bytes) with its transcript."""
+    """Who speaks: a library voice or an ad-hoc reference clip (path or bytes) with its
+    transcript (Base models), or a preset ``speaker`` (CustomVoice models).  A VoiceDesign
+    model's voice is the request's ``instruct``, so its source is empty."""
 
     voice_id: str | None = None
     ref_audio: Path | bytes | None = None
     ref_text: str | None = None
     x_vector_only: bool = False
+    speaker: str | None = None
+
+    @property
+    def cloned(self) -> bool:
+        return bool(self.voice_id) or self.ref_audio is not None
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,8 @@ class SpeakRequest:
     max_frames: int | None = None
     sentence_chunks: bool = False  # one sentence per chunk, for streaming
     batch_size: int = Settings.batch_size  # chunks generated together
+    instruct: str | None = None  # CustomVoice 1.7B: a speaking style; VoiceDesign: the voice described
+    model_id: str | None = None  # None: the settings' model (a server may serve several)
 
     def options(self) -> "SynthesisOptions":
         from qtts.engine.core import SynthesisOptions
@@ -74,6 +87,18 @@ def build_request(settings: Settings, text: str, voice: VoiceSource, **given: An
     return SpeakRequest(text=text, voice=voice, **{**from_settings, **{k: v for k, v in given.items() if v is not None}})
 
 
+def model_of(settings: Settings, request: SpeakRequest) -> str:
+    """The model a request runs on: its own ``model_id``, else the settings' one."""
+    return request.model_id or settings.model_id
+
+
+def check_against_model(request: SpeakRequest, model: ResolvedModel) -> None:
+    """Language and model kind (``model_kinds``), from the model's config: before it loads."""
+    check_language(request.language, model.languages)
+    voice = request.voice
+    check_fits(model, cloned=voice.cloned, speaker=voice.speaker, instruct=request.instruct)
+
+
 def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRequest) -> SpeakRequest:
     """Check everything that does not need the model; return the request with clean text."""
     text = normalize_text(request.text or "")
@@ -89,6 +114,12 @@ def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRe
     voice = request.voice
     if voice.voice_id and voice.ref_audio is not None:
         raise BadInput("give either a voice id or a reference clip, not both", hint="drop --ref-audio or --voice-id")
+    if voice.speaker and voice.cloned:
+        raise BadInput("give either a preset speaker or a cloned voice, not both",
+                       hint="--speaker is for CustomVoice models; --voice-id and --ref-audio for Base models")
+    if request.instruct is not None and len(request.instruct) > MAX_INSTRUCT_CHARS:
+        raise TooLarge(f"the instruction has {len(request.instruct)} characters; the limit is {MAX_INSTRUCT_CHARS}",
+                       hint="describe the voice or style in a sentence or two")
     if voice.voice_id:
         validate_voice_id(voice.voice_id)
         library.get(voice.voice_id)
@@ -96,9 +127,11 @@ def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRe
         if not voice.x_vector_only and not (voice.ref_text or "").strip():
             raise BadInput("a reference clip needs its transcript in ICL mode",
                            hint="pass --ref-text, or --x-vector-only to clone from the clip alone")
-    else:
-        raise BadInput("no voice given", hint="pass --voice-id (see 'qtts clone list') or --ref-audio with --ref-text")
-    return replace(request, text=text)
+    elif not voice.speaker and not (request.instruct or "").strip():
+        raise BadInput("no voice given", hint="pass --voice-id (see 'qtts clone list') or --ref-audio with --ref-text; "
+                       "--speaker on CustomVoice models; --instruct on VoiceDesign models")
+    instruct = normalize_text(request.instruct) if request.instruct else None
+    return replace(request, text=text, instruct=instruct or None)
 
 
 def load_reference(settings: Settings, ref_audio: Path | bytes) -> audio_mod.Audio:
@@ -107,11 +140,21 @@ def load_reference(settings: Settings, ref_audio: Path | bytes) -> audio_mod.Aud
     return audio_mod.prepare_reference(decoded, settings.max_reference_s)
 
 
-def prompt_for(engine: "Engine", library: VoiceLibrary, voice: VoiceSource, settings: Settings) -> "VoicePrompt":
+def voice_for(engine: "Engine", library: VoiceLibrary, request: SpeakRequest) -> "Voice":
+    """What the engine speaks with: checked against its model's kind first, so that a
+    request for another kind never reaches the voice library or the speaker encoder."""
+    from qtts.engine.prompts import DesignedVoice, SpeakerVoice
+
+    check_against_model(request, engine.model)
+    voice = request.voice
+    if voice.speaker:
+        return SpeakerVoice(voice.speaker.strip().lower(), request.instruct)
+    if not voice.cloned:
+        return DesignedVoice(request.instruct or "")
     if voice.voice_id:
         return library.prompt_for(voice.voice_id, engine)
     assert voice.ref_audio is not None
-    reference = load_reference(settings, voice.ref_audio)
+    reference = load_reference(engine.settings, voice.ref_audio)
     return engine.create_prompt(reference, voice.ref_text, voice.x_vector_only)
 
 
@@ -130,7 +173,7 @@ def synthesize_request(
     """Synthesize a validated request with a loaded engine; return (encoded audio, summary)."""
     say = progress or (lambda _message: None)
     started = time.perf_counter()
-    prompt = prompt_for(engine, library, request.voice, engine.settings)
+    prompt = voice_for(engine, library, request)
 
     def report(chunk: "ChunkAudio") -> None:
         seconds = len(chunk.samples) / engine.sample_rate
@@ -167,10 +210,11 @@ def speak_to_file(settings: Settings, request: SpeakRequest, out_path: Path | No
     request = validate_request(settings, library, request)
     if request.voice.ref_audio is not None:
         load_reference(settings, request.voice.ref_audio)  # fail on a bad clip before the load
-    check_language(request.language, resolve_model(settings.model_id).languages)
+    model_id = model_of(settings, request)
+    check_against_model(request, resolve_model(model_id))
     say = progress or (lambda _message: None)
-    say(f"loading {settings.model_id} ({settings.precision}, {settings.attn_implementation}) ...")
-    engine = Engine.load(settings)
+    say(f"loading {model_id} ({settings.precision}, {settings.attn_implementation}) ...")
+    engine = Engine.load(settings, model_id)
     data, summary = synthesize_request(engine, library, request, progress=say, on_frames=on_frames)
     if out_path is not None:
         write_atomic(out_path, data)
@@ -194,11 +238,12 @@ def stream_to(settings: Settings, request: SpeakRequest, write: Callable[[bytes]
     request = validate_request(settings, library, request)
     if request.voice.ref_audio is not None:
         load_reference(settings, request.voice.ref_audio)  # fail on a bad clip before the load
-    check_language(request.language, resolve_model(settings.model_id).languages)
+    model_id = model_of(settings, request)
+    check_against_model(request, resolve_model(model_id))
     say = progress or (lambda _message: None)
-    say(f"loading {settings.model_id} ({settings.precision}) ...")
-    engine = Engine.load(settings)
-    prompt = prompt_for(engine, library, request.voice, settings)
+    say(f"loading {model_id} ({settings.precision}) ...")
+    engine = Engine.load(settings, model_id)
+    prompt = voice_for(engine, library, request)
     started = time.perf_counter()
     first_audio = None
     samples = 0

@@ -1,4 +1,4 @@
-"""Write random-weight Qwen3-TTS-12Hz Base checkpoints in the published snapshot layout.
+"""Write random-weight Qwen3-TTS-12Hz checkpoints (Base, CustomVoice, VoiceDesign) in the published snapshot layout.
 
 The model and speech-tokenizer objects are the real ``qwen_tts`` classes built from the
 published configuration values (``presets``), so a self-built checkpoint exercises exactly
@@ -78,13 +78,13 @@ def build_random_checkpoint(preset: str, out_dir: Path, seed: int = 0, overwrite
     config_values = presets.model_config(preset)
     text_vocab = token_ids.pop("vocab_size")
     config_values.update(token_ids)
-    if preset == "tiny":
+    if presets.size_of(preset) == "tiny":
         config_values["talker_config"]["text_vocab_size"] = -(-text_vocab // 64) * 64
 
     step("2/4 model with random weights")
     torch.manual_seed(seed)
     # Published weights are bf16: build in bf16 so that a 1.7B build needs ~4 GB, not 8.
-    dtype = torch.float32 if preset == "tiny" else torch.bfloat16
+    dtype = torch.float32 if presets.size_of(preset) == "tiny" else torch.bfloat16
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:

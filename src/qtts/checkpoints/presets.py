@@ -1,9 +1,10 @@
-"""Configuration values of the published Qwen3-TTS-12Hz Base checkpoints, and the presets
-derived from them for self-built random-weight checkpoints.
+"""Configuration values of the published Qwen3-TTS-12Hz checkpoints (Base, CustomVoice,
+VoiceDesign), and the presets derived from them for self-built random-weight checkpoints.
 
-The values are facts about the published models (hidden sizes, layer counts, codec ids);
-they were reconstructed from public sources and reproduce the published parameter counts
-(1.7B: 1928.7M parameters).  The text-token ids (``im_start_token_id`` …) are rewritten by
+The values are facts about the published models (hidden sizes, layer counts, codec ids,
+speaker ids); they equal the published ``config.json`` files of each kind and size (kept in
+the project's shared ``reference/`` folder; ``tests/unit/test_presets.py`` compares them
+when that folder is present) and reproduce the published parameter counts (1.7B: 1928.7M).  The text-token ids (``im_start_token_id`` …) are rewritten by
 the builder to the ids of the tokenizer it trains, because the real Qwen vocabulary is not
 available offline; the embedding sizes stay those of the real models.
 """
@@ -167,33 +168,69 @@ GENERATION_CONFIG: dict[str, Any] = {'do_sample': True,
  'subtalker_top_p': 1.0,
  'subtalker_top_k': 50,
  'max_new_tokens': 8192}
+
+# The preset speakers of the published CustomVoice models (1.7B and 0.6B alike): their codec
+# token ids, and the dialect each one speaks when the language is Chinese or Auto.  The
+# other kinds' published configs differ from Base only in ``tts_model_type`` and in having
+# no ``speaker_encoder_config`` (they have no speaker encoder).
+CUSTOM_VOICE_SPEAKERS: dict[str, int] = {'serena': 3066, 'vivian': 3065, 'uncle_fu': 3010, 'ryan': 3061,
+                                         'aiden': 2861, 'ono_anna': 2873, 'sohee': 2864, 'eric': 2875,
+                                         'dylan': 2878}
+CUSTOM_VOICE_DIALECTS: dict[str, Any] = {'serena': False, 'vivian': False, 'uncle_fu': False, 'ryan': False,
+                                         'aiden': False, 'ono_anna': False, 'sohee': False,
+                                         'eric': 'sichuan_dialect', 'dylan': 'beijing_dialect'}
+CUSTOM_VOICE_DIALECT_LANGUAGES: dict[str, int] = {'beijing_dialect': 2074, 'sichuan_dialect': 2062}
 # fmt: on
 
-PRESETS = ("tiny", "0.6b", "1.7b")
+SIZES = ("tiny", "0.6b", "1.7b")
+# preset suffix -> tts_model_type; the published models: Base at both sizes, CustomVoice at
+# both sizes, VoiceDesign at 1.7B only (tiny builds every kind, for tests).
+KINDS = {"": "base", "-custom": "custom_voice", "-design": "voice_design"}
+PRESETS = ("tiny", "0.6b", "1.7b", "tiny-custom", "tiny-design", "0.6b-custom", "1.7b-custom", "1.7b-design")
 
 
 def model_config(preset: str) -> dict[str, Any]:
     """The top-level ``config.json`` values for a preset (before token ids are set)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    size, kind = _split(preset)
     config = copy.deepcopy(MODEL_1_7B_CONFIG)
-    if preset == "1.7b":
-        return config
-    if preset == "0.6b":
+    config["tts_model_type"] = kind
+    if kind == "custom_voice":
+        talker = config["talker_config"]
+        talker["spk_id"] = dict(CUSTOM_VOICE_SPEAKERS)
+        talker["spk_is_dialect"] = dict(CUSTOM_VOICE_DIALECTS)
+        talker["codec_language_id"].update(CUSTOM_VOICE_DIALECT_LANGUAGES)
+    if size == "0.6b":
         config["tts_model_size"] = "0b6"
         config["speaker_encoder_config"]["enc_dim"] = 1024
         config["talker_config"].update(hidden_size=1024, intermediate_size=3072)
-        return config
-    if preset == "tiny":
-        return _tiny_model_config(config)
-    raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if size == "tiny":
+        config = _tiny_model_config(config)
+    if kind != "base":
+        del config["speaker_encoder_config"]
+    return config
+
+
+def _split(preset: str) -> tuple[str, str]:
+    """'1.7b-custom' -> ('1.7b', 'custom_voice')."""
+    for suffix, kind in KINDS.items():
+        if suffix and preset.endswith(suffix):
+            return preset[: -len(suffix)], kind
+    return preset, "base"
+
+
+def size_of(preset: str) -> str:
+    return _split(preset)[0]
 
 
 def speech_tokenizer_config(preset: str) -> dict[str, Any]:
     """The ``speech_tokenizer/config.json`` values for a preset."""
     config = copy.deepcopy(SPEECH_TOKENIZER_CONFIG)
-    if preset in ("1.7b", "0.6b"):
-        return config
-    if preset != "tiny":
+    if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if size_of(preset) != "tiny":
+        return config
     config["encoder_config"].update(
         num_filters=2, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
         num_key_value_heads=2, head_dim=4, intermediate_size=8, codebook_size=TINY_CODEBOOK,
@@ -224,6 +261,7 @@ def _tiny_model_config(config: dict[str, Any]) -> dict[str, Any]:
                 "codec_pad_id", "codec_think_bos_id", "codec_think_eos_id"):
         talker[key] += shift
     talker["codec_language_id"] = {k: v + shift for k, v in talker["codec_language_id"].items()}
+    talker["spk_id"] = {k: v + shift for k, v in talker["spk_id"].items()}
     talker.update(
         vocab_size=TINY_CODEBOOK + 1024, hidden_size=TINY_HIDDEN, intermediate_size=TINY_HIDDEN, num_hidden_layers=1,
         num_attention_heads=2, num_key_value_heads=1, head_dim=32, text_hidden_size=8,

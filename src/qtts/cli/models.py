@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from qtts.checkpoints.presets import PRESETS
 from qtts.cli.options import info, print_json, settings_from
 
 
@@ -36,13 +37,14 @@ def list_models(ctx: click.Context, as_json: bool) -> None:
     cached = list_cached_models()
     weights = weight_cache.entries(settings_from(ctx).home)
     if as_json:
-        print_json({"models": [{"repo_id": m.repo_id, "size_bytes": m.size_bytes, "path": str(m.path)} for m in cached],
+        print_json({"models": [{"repo_id": m.repo_id, "kind": m.kind, "size_bytes": m.size_bytes, "path": str(m.path)}
+                               for m in cached],
                     "quantized_weights": weights})
         return
     if not cached:
         info(f"no models cached; fetch one with 'qtts models pull' (aliases: {', '.join(ALIASES)})")
     for model in cached:
-        click.echo(f"{model.repo_id}\t{model.size_bytes / 1e9:.2f} GB\t{model.path}")
+        click.echo(f"{model.repo_id}\t{model.kind}\t{model.size_bytes / 1e9:.2f} GB\t{model.path}")
     for entry in weights:
         click.echo(f"quantized weights\t{entry['size_bytes'] / 1e9:.2f} GB\t{entry['path']}\t"
                    f"{weight_cache.describe(entry['metadata'])}")
@@ -59,7 +61,7 @@ def prune_models(ctx: click.Context) -> None:
 
 
 @models.command("build-random")
-@click.option("--preset", type=click.Choice(["tiny", "0.6b", "1.7b"]), required=True)
+@click.option("--preset", type=click.Choice(PRESETS), required=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing directory.")

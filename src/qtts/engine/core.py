@@ -1,4 +1,5 @@
-"""The engine: load a Qwen3-TTS Base model on the CPU, make voice prompts, synthesize.
+"""The engine: load a Qwen3-TTS model (Base, CustomVoice or VoiceDesign) on the CPU, make
+voice prompts, synthesize.
 
 It knows nothing of click, HTTP or queues.  torch and qwen_tts are imported lazily here.
 One ``Engine`` serves one synthesis at a time (a lock); callers in threads just wait.
@@ -20,9 +21,10 @@ from qtts import audio as audio_mod
 from qtts.engine import generation, memory, streaming
 from qtts.engine import upstream
 from qtts.engine.guard import GenerationGuard, GuardSlot, guarded, looks_like_loop
-from qtts.engine.prompts import VoicePrompt
+from qtts.engine.prompts import DesignedVoice, SpeakerVoice, Voice, VoicePrompt
 from qtts.errors import BadInput, Cancelled, DependencyProblem, MemoryShortage, ModelUnavailable, SynthesisTimeout, TooLarge
-from qtts.hub import ResolvedModel, check_language, expand_alias, resolve_model
+from qtts.hub import BASE, ResolvedModel, check_language, expand_alias, resolve_model
+from qtts.model_kinds import check_fits
 from qtts.precision import precision as precision_of
 from qtts.settings import FALLBACK_MODEL_ID, Settings
 from qtts.text import estimate_seconds, split_text
@@ -181,11 +183,34 @@ class Engine:
     def check_language(self, language: str) -> str:
         return check_language(language, self.languages)
 
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        """A CustomVoice model's preset speakers (empty for the other kinds)."""
+        return self.model.speakers
+
+    def check_voice(self, voice: Voice) -> Voice:
+        """Refuse a voice this model cannot speak with (``model_kinds``); return it with
+        the speaker's name as the model spells it."""
+        if isinstance(voice, VoicePrompt):
+            check_fits(self.model, cloned=True, speaker=None, instruct=None)
+            if voice.family != self.family:
+                raise BadInput(f"this voice prompt was made for models of family {voice.family}, not {self.family}",
+                               hint="re-derive it from the reference audio (the voice library does this itself)")
+            return voice
+        if isinstance(voice, SpeakerVoice):
+            name = check_fits(self.model, cloned=False, speaker=voice.speaker, instruct=voice.instruct)
+            return SpeakerVoice(name or voice.speaker, voice.instruct or None)
+        if isinstance(voice, DesignedVoice):
+            check_fits(self.model, cloned=False, speaker=None, instruct=voice.instruct)
+            return voice
+        raise TypeError(f"not a voice: {type(voice).__name__}")
+
     # -- voice prompts ---------------------------------------------------------------------
     def create_prompt(self, reference: audio_mod.Audio, ref_text: str | None, x_vector_only: bool) -> VoicePrompt:
         """Derive a prompt from a prepared 24 kHz reference (see ``audio.prepare_reference``)."""
         if reference.sample_rate != audio_mod.SAMPLE_RATE:
             raise ValueError("reference must be resampled to 24 kHz first")
+        check_fits(self.model, cloned=True, speaker=None, instruct=None)
         samples = np.ascontiguousarray(reference.samples, dtype=np.float32)
         with self._lock:
             if x_vector_only:
@@ -205,7 +230,7 @@ class Engine:
     def synthesize(
         self,
         text: str,
-        prompt: VoicePrompt,
+        prompt: Voice,
         options: SynthesisOptions = SynthesisOptions(),
         on_chunk: Callable[[ChunkAudio], None] | None = None,
         on_progress: ProgressCallback | None = None,
@@ -234,7 +259,7 @@ class Engine:
     def synthesize_chunks(
         self,
         text: str,
-        prompt: VoicePrompt,
+        prompt: Voice,
         options: SynthesisOptions = SynthesisOptions(),
         on_progress: ProgressCallback | None = None,
         should_cancel: Callable[[], bool] | None = None,
@@ -281,7 +306,7 @@ class Engine:
     def stream(
         self,
         text: str,
-        prompt: VoicePrompt,
+        prompt: Voice,
         options: SynthesisOptions = SynthesisOptions(),
         should_cancel: Callable[[], bool] | None = None,
     ) -> Iterator[np.ndarray]:
@@ -310,11 +335,9 @@ class Engine:
 
         return streaming.run_streaming(work)
 
-    def _plan(self, text: str, prompt: VoicePrompt, options: SynthesisOptions) -> tuple[str, list[str], float | None, int]:
-        """Check the prompt and language, split the text; return (language, chunks, deadline, seed)."""
-        if prompt.family != self.family:
-            raise BadInput(f"this voice prompt was made for models of family {prompt.family}, not {self.family}",
-                           hint="re-derive it from the reference audio (the voice library does this itself)")
+    def _plan(self, text: str, prompt: Voice, options: SynthesisOptions) -> tuple[str, list[str], float | None, int]:
+        """Check the voice and language, split the text; return (language, chunks, deadline, seed)."""
+        self.check_voice(prompt)
         language = self.check_language(options.language)
         pieces = self.split(text, options)
         deadline = time.monotonic() + options.timeout_s if options.timeout_s > 0 else None
@@ -325,7 +348,7 @@ class Engine:
     def _is_runaway(codes: Any, cap: int) -> bool:
         return len(codes) >= cap or looks_like_loop(codes[:, 0].tolist() if len(codes) else [])
 
-    def _generate_codes(self, texts: list[str], language: str, prompt: VoicePrompt, options: SynthesisOptions,
+    def _generate_codes(self, texts: list[str], language: str, prompt: Voice, options: SynthesisOptions,
                         seed: int, max_new_tokens: int, guard: GenerationGuard) -> list[Any]:
         import torch
 

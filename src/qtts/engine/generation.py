@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from qtts.engine.prompts import VoicePrompt
+from qtts.engine.prompts import DesignedVoice, SpeakerVoice, Voice, VoicePrompt
 
 SAMPLES_PER_FRAME = 1920
 LEFT_CONTEXT_FRAMES = 25
@@ -30,23 +30,34 @@ def prompt_item(prompt: VoicePrompt) -> Any:
                                 ref_text=prompt.ref_text)
 
 
-def generate(tts: Any, texts: list[str], language: str, prompt: VoicePrompt, **generate_kwargs: Any) -> list[Any]:
+def generate(tts: Any, texts: list[str], language: str, voice: Voice, **generate_kwargs: Any) -> list[Any]:
     """Talker + code predictor for a batch of texts in one voice; returns one (frames, 16)
-    code tensor per text, cut at its end-of-speech token."""
-    from qtts.engine.upstream import voice_clone_inputs
+    code tensor per text, cut at its end-of-speech token.  The model's inputs are built as
+    upstream's ``generate_voice_clone`` / ``generate_custom_voice`` / ``generate_voice_design``
+    build them, with their defaults (``upstream.generation_inputs``)."""
+    from qtts.engine.upstream import generation_inputs
 
-    inputs = voice_clone_inputs(tts, texts, [prompt_item(prompt)] * len(texts), prompt.ref_text, generate_kwargs)
-    codes, _ = tts.model.generate(languages=[language] * len(texts), non_streaming_mode=False, **inputs)
+    if isinstance(voice, VoicePrompt):
+        inputs = generation_inputs(tts, texts, generate_kwargs, prompt_items=[prompt_item(voice)] * len(texts),
+                                   ref_text=voice.ref_text)
+    elif isinstance(voice, SpeakerVoice):
+        inputs = generation_inputs(tts, texts, generate_kwargs, speaker=voice.speaker, instruct=voice.instruct)
+    elif isinstance(voice, DesignedVoice):
+        inputs = generation_inputs(tts, texts, generate_kwargs, instruct=voice.instruct)
+    else:
+        raise TypeError(f"not a voice: {type(voice).__name__}")
+    codes, _ = tts.model.generate(languages=[language] * len(texts), **inputs)
     return list(codes)
 
 
-def decode(tts: Any, codes: list[Any], prompt: VoicePrompt, left_context: int = LEFT_CONTEXT_FRAMES) -> list[np.ndarray]:
+def decode(tts: Any, codes: list[Any], voice: Voice, left_context: int = LEFT_CONTEXT_FRAMES) -> list[np.ndarray]:
     """Waveforms of the new frames only (24 kHz float32), one per code tensor."""
     import torch
 
     context = None
-    if prompt.ref_code is not None and left_context > 0:
-        context = prompt.ref_code[-left_context:].to(torch.long)
+    ref_code = voice.ref_code if isinstance(voice, VoicePrompt) else None
+    if ref_code is not None and left_context > 0:
+        context = ref_code[-left_context:].to(torch.long)
     batch = []
     for frames in codes:
         frames = frames.to(torch.long)

@@ -1,4 +1,6 @@
-"""Voice prompts: what a reference clip becomes, and how it is stored (safetensors, no pickle)."""
+"""What the engine speaks with, one type per model kind: a cloned ``VoicePrompt`` (Base;
+stored as safetensors, no pickle), a ``SpeakerVoice`` (a CustomVoice preset speaker, with an
+optional style instruction) or a ``DesignedVoice`` (a VoiceDesign description)."""
 
 from __future__ import annotations
 
@@ -47,3 +49,21 @@ class VoicePrompt:
             ref_code=ref_code,
             ref_text=metadata.get("ref_text") or None,
         )
+
+
+@dataclass(frozen=True)
+class SpeakerVoice:
+    """A CustomVoice model's preset speaker (lowercase name), with an optional instruction."""
+
+    speaker: str
+    instruct: str | None = None
+
+
+@dataclass(frozen=True)
+class DesignedVoice:
+    """A voice described in words, for a VoiceDesign model."""
+
+    instruct: str
+
+
+Voice = VoicePrompt | SpeakerVoice | DesignedVoice

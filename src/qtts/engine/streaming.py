@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from qtts.engine.generation import SAMPLES_PER_FRAME
-from qtts.engine.prompts import VoicePrompt
+from qtts.engine.prompts import Voice, VoicePrompt
 
 FIRST_GROUP = 1  # the first frame is decoded alone: audio starts after prefill + one frame
 GROUP = 16
@@ -31,7 +31,7 @@ FIRST_CONTEXT = 4
 class FrameDecoder:
     """Collects frames and decodes them group by group with a left context."""
 
-    def __init__(self, tts: Any, prompt: VoicePrompt, eos_id: int, emit: Callable[[np.ndarray], None],
+    def __init__(self, tts: Any, prompt: Voice, eos_id: int, emit: Callable[[np.ndarray], None],
                  first_group: int = FIRST_GROUP, group: int = GROUP, context: int = STREAM_CONTEXT,
                  first_context: int = FIRST_CONTEXT) -> None:
         import torch
@@ -43,7 +43,8 @@ class FrameDecoder:
         self.frames: list[Any] = []
         self.emitted = 0
         self.ended = False
-        self.history = [] if prompt.ref_code is None else list(prompt.ref_code[-context:].to(torch.long))
+        ref_code = prompt.ref_code if isinstance(prompt, VoicePrompt) else None
+        self.history = [] if ref_code is None else list(ref_code[-context:].to(torch.long))
 
     def on_frame(self, codes: Any) -> None:
         if self.ended:

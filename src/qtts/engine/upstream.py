@@ -12,8 +12,8 @@ versions.
   patch counts what it replaced and fails loudly when it finds nothing: a changed upstream
   shows as a dependency error naming the patch, not as a traceback or a silent slow path.
   The returned ``PatchReport`` is what ``qtts doctor`` prints.
-- ``wrap_talker_generate`` (the per-call guard) and ``voice_clone_inputs`` (qwen_tts's
-  private tokenization helpers).
+- ``wrap_talker_generate`` (the per-call guard) and ``generation_inputs`` (qwen_tts's
+  private tokenization helpers, for each model kind).
 
 Why the import needs care: ``import qwen_tts`` imports its 25 Hz tokenizer code at module level, which
 imports ``torchaudio.compliance.kaldi`` (and ``sox``, ``onnxruntime``, ``einops``).  The 12 Hz
@@ -307,15 +307,23 @@ def wrap_talker_generate(talker: Any, wrapper: Callable[[Callable[..., Any]], Ca
     return original
 
 
-def voice_clone_inputs(tts: Any, texts: list[str], prompt_items: list[Any], ref_text: str | None,
-                       generate_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The arguments ``Qwen3TTSModel.generate_voice_clone`` passes to the model's
-    ``generate``, built with its own private helpers (tokenization, prompt, defaults)."""
-    input_ids = tts._tokenize_texts([tts._build_assistant_text(t) for t in texts])
-    ref_ids = None
-    if ref_text:
-        ref_id = tts._tokenize_texts([tts._build_ref_text(ref_text)])[0]
-        ref_ids = [ref_id] * len(texts)
-    return {"input_ids": input_ids, "ref_ids": ref_ids,
-            "voice_clone_prompt": tts._prompt_items_to_voice_clone_prompt(prompt_items),
-            **tts._merge_generate_kwargs(**generate_kwargs)}
+def generation_inputs(tts: Any, texts: list[str], generate_kwargs: dict[str, Any], *,
+                      prompt_items: list[Any] | None = None, ref_text: str | None = None,
+                      speaker: str | None = None, instruct: str | None = None) -> dict[str, Any]:
+    """The arguments ``Qwen3TTSModel.generate_voice_clone`` (``prompt_items``),
+    ``generate_custom_voice`` (``speaker``) or ``generate_voice_design`` pass to the model's
+    ``generate``, built with their own private helpers and each one's default
+    ``non_streaming_mode`` (False for cloning, True for the other two)."""
+    inputs = {"input_ids": tts._tokenize_texts([tts._build_assistant_text(t) for t in texts]),
+              **tts._merge_generate_kwargs(**generate_kwargs)}
+    if prompt_items is not None:
+        ref_ids = None
+        if ref_text:
+            ref_ids = [tts._tokenize_texts([tts._build_ref_text(ref_text)])[0]] * len(texts)
+        return {**inputs, "ref_ids": ref_ids, "voice_clone_prompt": tts._prompt_items_to_voice_clone_prompt(prompt_items),
+                "non_streaming_mode": False}
+    instruct_id = tts._tokenize_texts([tts._build_instruct_text(instruct)])[0] if instruct else None
+    inputs.update(instruct_ids=[instruct_id] * len(texts), non_streaming_mode=True)
+    if speaker is not None:
+        inputs["speakers"] = [speaker] * len(texts)
+    return inputs
