@@ -37,6 +37,8 @@ def default_home() -> Path:
 class Settings:
     home: Path = field(default_factory=default_home)
     model_id: str = DEFAULT_MODEL_ID
+    # 'qtts serve' and 'qtts worker' also serve these (comma-separated; each loaded on first use).
+    more_model_ids: str = ""
     # Loaded instead when the memory pre-check says the chosen model does not fit ("" = never).
     fallback_model_id: str = ""
     # int8: weight-only int8 talker and code predictor, bf16 elsewhere: the fastest path whose
@@ -82,6 +84,12 @@ class Settings:
     def job_retention_s(self) -> float:
         """``job_retention`` in seconds (0 = keep forever)."""
         return parse_duration(self.job_retention, "job_retention")
+
+    @property
+    def served_model_ids(self) -> tuple[str, ...]:
+        """The models a server or worker takes requests for; the first is the default."""
+        extra = [m.strip() for m in self.more_model_ids.split(",") if m.strip()]
+        return tuple(dict.fromkeys([self.model_id, *extra]))
 
     @property
     def voices_dir(self) -> Path:

@@ -99,8 +99,10 @@ def check_against_model(request: SpeakRequest, model: ResolvedModel) -> None:
     check_fits(model, cloned=voice.cloned, speaker=voice.speaker, instruct=request.instruct)
 
 
-def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRequest) -> SpeakRequest:
-    """Check everything that does not need the model; return the request with clean text."""
+def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRequest,
+                     model: ResolvedModel | None = None) -> SpeakRequest:
+    """Check everything that does not need the model loaded (with ``model``, its language
+    and kind too, before the voice library is looked at); return the request with clean text."""
     text = normalize_text(request.text or "")
     if not is_speakable(text):
         raise BadInput("the text has nothing to speak (it is empty, or only punctuation, symbols or emoji)",
@@ -111,6 +113,8 @@ def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRe
         raise TooLarge(f"the text has {len(text)} characters; the limit is {settings.max_text_chars}",
                        hint="split it into several requests, or raise QTTS_MAX_TEXT_CHARS")
     audio_mod.check_format(request.output_format)
+    if model is not None:
+        check_against_model(request, model)
     voice = request.voice
     if voice.voice_id and voice.ref_audio is not None:
         raise BadInput("give either a voice id or a reference clip, not both", hint="drop --ref-audio or --voice-id")
@@ -207,11 +211,10 @@ def speak_to_file(settings: Settings, request: SpeakRequest, out_path: Path | No
     from qtts.engine.core import Engine
 
     library = VoiceLibrary(settings.voices_dir)
-    request = validate_request(settings, library, request)
+    model_id = model_of(settings, request)
+    request = validate_request(settings, library, request, resolve_model(model_id))
     if request.voice.ref_audio is not None:
         load_reference(settings, request.voice.ref_audio)  # fail on a bad clip before the load
-    model_id = model_of(settings, request)
-    check_against_model(request, resolve_model(model_id))
     say = progress or (lambda _message: None)
     say(f"loading {model_id} ({settings.precision}, {settings.attn_implementation}) ...")
     engine = Engine.load(settings, model_id)
@@ -235,11 +238,10 @@ def stream_to(settings: Settings, request: SpeakRequest, write: Callable[[bytes]
         raise BadInput(f"streaming writes raw audio; {request.output_format} cannot be streamed",
                        hint="use --format pcm or wav with --stream")
     library = VoiceLibrary(settings.voices_dir)
-    request = validate_request(settings, library, request)
+    model_id = model_of(settings, request)
+    request = validate_request(settings, library, request, resolve_model(model_id))
     if request.voice.ref_audio is not None:
         load_reference(settings, request.voice.ref_audio)  # fail on a bad clip before the load
-    model_id = model_of(settings, request)
-    check_against_model(request, resolve_model(model_id))
     say = progress or (lambda _message: None)
     say(f"loading {model_id} ({settings.precision}) ...")
     engine = Engine.load(settings, model_id)

@@ -1,8 +1,12 @@
 """The voice library on disk: one directory per voice under ``<home>/voices``.
 
-    <voice-id>/meta.json                  mode, reference text, duration, created, families
+    <voice-id>/meta.json                  mode, reference text, duration, created, families,
+                                          and for a designed voice its description
     <voice-id>/reference.wav              the normalized 24 kHz mono reference (with its pad)
     <voice-id>/prompt.<family>.safetensors the derived prompt tensors, one per model family
+
+A designed voice (``qtts clone create --design``, ``design.py``) is stored with its clip and
+no prompt: the first Base model that speaks with it derives one.
 
 A voice used with a model of another family (1.7B vs 0.6B: different speaker-embedding
 sizes) is re-derived from ``reference.wav`` and the new prompt is stored beside the first.
@@ -47,8 +51,9 @@ class VoiceInfo:
     ref_text: str
     duration_s: float
     created: str
-    created_with: str  # model id used to derive the first prompt
+    created_with: str  # model id used to derive the first prompt (or to design the voice)
     families: tuple[str, ...]
+    description: str = ""  # a designed voice: the words it was designed from
 
     def to_dict(self) -> dict:
         return {**asdict(self), "families": list(self.families)}
@@ -67,25 +72,40 @@ class VoiceLibrary:
     def create(self, voice_id: str, reference: audio_mod.Audio, ref_text: str | None, x_vector_only: bool,
                engine: "Engine", overwrite: bool = False) -> VoiceInfo:
         """Derive and store a voice from a prepared reference (``audio.prepare_reference``)."""
-        target = self._dir(voice_id)
+        self.check_free(voice_id, overwrite)
+        prompt = engine.create_prompt(reference, ref_text, x_vector_only)
+        return self._store(voice_id, reference, ref_text, x_vector_only, engine.model.model_id, prompt)
+
+    def add_designed(self, voice_id: str, reference: audio_mod.Audio, ref_text: str, description: str,
+                     designed_with: str, overwrite: bool = False) -> VoiceInfo:
+        """Store a designed voice's clip and transcript; prompts are derived on first use."""
+        self.check_free(voice_id, overwrite)
+        return self._store(voice_id, reference, ref_text, False, designed_with, None, description)
+
+    def check_free(self, voice_id: str, overwrite: bool) -> None:
         if self.exists(voice_id) and not overwrite:
             raise BadInput(f"voice {voice_id!r} already exists",
                            hint=f"choose another id, or delete it first with 'qtts clone delete {voice_id}'")
-        prompt = engine.create_prompt(reference, ref_text, x_vector_only)
+
+    def _store(self, voice_id: str, reference: audio_mod.Audio, ref_text: str | None, x_vector_only: bool,
+               created_with: str, prompt: VoicePrompt | None, description: str = "") -> VoiceInfo:
+        target = self._dir(voice_id)
         info = VoiceInfo(
             voice_id=voice_id,
             mode="x_vector" if x_vector_only else "icl",
             ref_text=(ref_text or "").strip(),
             duration_s=round(reference.duration_s, 3),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            created_with=engine.model.model_id,
-            families=(engine.family,),
+            created_with=created_with,
+            families=(prompt.family,) if prompt is not None else (),
+            description=description,
         )
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{voice_id}.", dir=self.root))
         try:
             (staging / "reference.wav").write_bytes(audio_mod.encode(reference, "wav"))
-            prompt.save(staging / f"prompt.{engine.family}.safetensors")
+            if prompt is not None:
+                prompt.save(staging / f"prompt.{prompt.family}.safetensors")
             _write_meta(staging, info)
             os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700
             if target.exists():

@@ -123,11 +123,11 @@ def test_api_key_is_required_when_configured(service_settings, tiny_engine, libr
 
 
 def test_not_ready_until_the_model_loads(service_settings):
-    from qtts.engine.holder import EngineHolder
+    from qtts.engine.holder import Engines
     from qtts.server.app import create_app
 
-    holder = EngineHolder(service_settings)
-    holder.start_loading = lambda: None  # never loads: as during a slow start
+    holder = Engines(service_settings)
+    holder.start_loading = lambda model_id=None: None  # never loads: as during a slow start
     with running_app(create_app(service_settings.replace(embedded_worker=False), holder)) as url:
         assert httpx.get(f"{url}/ready").status_code == 503
         response = httpx.post(f"{url}/v1/audio/speech", json={"model": "tts-1", "input": "hi", "voice": "alice"})

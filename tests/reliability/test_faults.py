@@ -146,11 +146,12 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_the_attempt_cap(serv
 
 def test_a_worker_that_lost_its_lease_can_neither_finish_nor_publish(service_settings, tiny_engine, library_voice,
                                                                      tally):
+    from qtts.engine.holder import Engines
     from qtts.jobs.worker import Worker
 
     queue = JobQueue(service_settings)
     job = queue.submit(_long_request(library_voice))
-    worker = Worker(queue, lambda: tiny_engine, name="slow-worker")
+    worker = Worker(queue, Engines(service_settings, tiny_engine), name="slow-worker")
     thread = threading.Thread(target=worker.process, args=(job.id,))
     thread.start()
     wait_until(lambda: queue.store.get(job.id).chunks_done >= 1, timeout=60, what="the job to start")
@@ -272,6 +273,7 @@ def test_a_pickled_queue_message_is_refused_and_logged_not_executed(service_sett
     from huey.registry import Message
 
     from qtts.jobs.queue import MESSAGE_NAME
+    from qtts.engine.holder import Engines
     from qtts.jobs.worker import Worker
 
     marker = tmp_path / "pwned"
@@ -285,7 +287,7 @@ def test_a_pickled_queue_message_is_refused_and_logged_not_executed(service_sett
     queue.huey.storage.enqueue(b'{"id": "m2", "name": "os.system", "job": "rm -rf /"}')
     real = queue.submit(SpeakRequest(text="After the attack.", voice=VoiceSource(voice_id=library_voice), max_frames=4))
     stop_event = threading.Event()
-    worker = Worker(queue, lambda: tiny_engine)
+    worker = Worker(queue, Engines(service_settings, tiny_engine))
     thread = threading.Thread(target=worker.run, args=(stop_event,))
     with caplog.at_level("ERROR"):
         thread.start()

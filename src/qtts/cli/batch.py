@@ -16,6 +16,7 @@ from qtts.cli.options import (
     model_options,
     print_json,
     seed_option,
+    speaker_options,
     voice_option,
     with_settings,
 )
@@ -27,6 +28,7 @@ from qtts.settings import Settings
               help=".txt (one text per line), .jsonl or .csv (fields id, text, voice, language, format).")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @voice_option(help="Voice for items that name none.")
+@speaker_options
 @language_option(help="Language for items that name none (default: QTTS_LANGUAGE, else Auto).")
 @format_option(help="Format for items that name none: wav flac mp3 ogg opus pcm.")
 @seed_option
@@ -36,7 +38,8 @@ from qtts.settings import Settings
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
 @model_options
 @with_settings
-def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | None, language: str | None, fmt: str,
+def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | None, speaker: str | None,
+          instruct: str | None, language: str | None, fmt: str,
           seed: int | None, max_frames: int | None, via_queue: bool, server: str | None, as_json: bool) -> None:
     """Synthesize every line of INPUT into OUT-DIR; rerun to resume after a failure."""
     from tqdm import tqdm
@@ -51,7 +54,8 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
     library = VoiceLibrary(settings.voices_dir)
 
     def request_for(item: BatchItem) -> SpeakRequest:
-        return build_request(settings, item.text, VoiceSource(voice_id=item.voice or voice_id),
+        voice = VoiceSource(speaker=item.voice or speaker) if speaker else VoiceSource(voice_id=item.voice or voice_id)
+        return build_request(settings, item.text, voice, instruct=instruct,
                              language=item.language or language, output_format=item.format or fmt, seed=seed,
                              max_frames=max_frames)
 
@@ -62,8 +66,10 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
 
         engine: list[Any] = []
 
+        from qtts.hub import resolve_model
+
         def synthesize(item: BatchItem) -> tuple[bytes, dict]:
-            request = validate_request(settings, library, request_for(item))
+            request = validate_request(settings, library, request_for(item), resolve_model(settings.model_id))
             if not engine:  # load on the first valid item, not for a file of bad lines
                 info(f"loading {settings.model_id} ...")
                 engine.append(Engine.load(settings))
@@ -98,7 +104,8 @@ def _via_queue(settings: Settings, request_for):  # noqa: ANN001, ANN202
 
     def synthesize(item) -> tuple[bytes, dict]:  # noqa: ANN001
         request = request_for(item)
-        body = {"input": request.text, "voice": request.voice.voice_id, "language": request.language,
+        body = {"input": request.text, "voice": request.voice.voice_id or request.voice.speaker,
+                "instructions": request.instruct, "language": request.language,
                 "response_format": request.output_format, "seed": request.seed, "max_frames": request.max_frames}
         job = client.submit({k: v for k, v in body.items() if v is not None})
         while job["status"] in ("queued", "running"):

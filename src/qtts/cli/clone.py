@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from qtts.cli.options import info, model_options, print_json, settings_from, with_settings
+from qtts.cli.options import info, language_option, model_options, print_json, seed_option, settings_from
 from qtts.settings import Settings
 from qtts.synthesis import load_reference
-from qtts.voices import VoiceLibrary, validate_voice_id
+from qtts.voices import VoiceInfo, VoiceLibrary, validate_voice_id
 
 
 @click.group()
@@ -19,35 +19,64 @@ def clone() -> None:
 
 @clone.command("create")
 @click.option("--voice-id", required=True, help="Name for the voice: a-z, 0-9, '-' and '_' (max 64).")
-@click.option("--ref-audio", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--ref-audio", type=click.Path(dir_okay=False, path_type=Path),
               help="Reference clip (wav, flac, mp3, ogg; any sample rate; 3-15 s of clean speech is best).")
 @click.option("--ref-text", default=None, help="What is said in the clip (required unless --x-vector-only).")
 @click.option("--x-vector-only", is_flag=True, help="Clone from the speaker embedding alone (no transcript; lower fidelity).")
+@click.option("--design", default=None,
+              help="Instead of a clip: describe the voice ('a calm, low-pitched older man'); a VoiceDesign model "
+              "speaks a sample in it once, and the library keeps that clip (default --model-id 1.7b-design).")
+@click.option("--sample-text", default=None, help="With --design: the sentence spoken for the reference clip.")
+@language_option(help="With --design: the sample's language (default Auto).")
+@seed_option
 @click.option("--force", is_flag=True, help="Replace an existing voice with this id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the voice as JSON on stdout.")
 @model_options
-@with_settings
-def create(settings: Settings, voice_id: str, ref_audio: Path, ref_text: str | None, x_vector_only: bool,
-           force: bool, as_json: bool) -> None:
-    """Clone a voice from a reference clip and store it in the library."""
+@click.pass_context
+def create(ctx: click.Context, voice_id: str, ref_audio: Path | None, ref_text: str | None, x_vector_only: bool,
+           design: str | None, sample_text: str | None, language: str | None, seed: int | None, force: bool,
+           as_json: bool, **model_flags: object) -> None:
+    """Clone a voice from a reference clip (or design one) and store it in the library."""
+    from qtts.errors import BadInput
+
+    if design is not None:
+        if ref_audio is not None or ref_text is not None or x_vector_only:
+            raise BadInput("--design makes its own reference clip", hint="drop --ref-audio, --ref-text and --x-vector-only")
+        from qtts.design import DESIGN_MODEL, DesignRequest, design_voice
+
+        model_id = str(model_flags.pop("model_id", None) or DESIGN_MODEL)
+        settings = settings_from(ctx, **model_flags)
+        voice = design_voice(settings, DesignRequest(voice_id, design, sample_text, language or settings.language,
+                                                     seed, model_id, force), say=info)
+        info(f"designed voice {voice.voice_id!r} ({voice.duration_s:.1f} s reference); speak with it on a Base "
+             f"model: qtts speak --voice-id {voice.voice_id} ...")
+    else:
+        if ref_audio is None:
+            raise BadInput("a voice needs a reference clip or a description",
+                           hint="pass --ref-audio (with --ref-text), or --design \"a description of the voice\"")
+        if sample_text is not None:
+            raise BadInput("--sample-text goes with --design", hint="drop --sample-text")
+        voice = _clone_from_clip(settings_from(ctx, **model_flags), voice_id, ref_audio, ref_text, x_vector_only, force)
+        info(f"created voice {voice.voice_id!r} ({voice.mode}, {voice.duration_s:.1f} s reference)")
+    if as_json:
+        print_json(voice.to_dict())
+
+
+def _clone_from_clip(settings: Settings, voice_id: str, ref_audio: Path, ref_text: str | None, x_vector_only: bool,
+                     force: bool) -> "VoiceInfo":
     from qtts.engine.core import Engine
     from qtts.errors import BadInput
 
     library = VoiceLibrary(settings.voices_dir)
     validate_voice_id(voice_id)
-    if library.exists(voice_id) and not force:
-        raise BadInput(f"voice {voice_id!r} already exists",
-                       hint=f"choose another id, add --force, or 'qtts clone delete {voice_id}'")
+    library.check_free(voice_id, force)
     if not x_vector_only and not (ref_text or "").strip():
         raise BadInput("--ref-text is required in ICL mode",
                        hint="pass the words spoken in the clip, or add --x-vector-only")
     reference = load_reference(settings, ref_audio)
     info(f"loading {settings.model_id} ...")
     engine = Engine.load(settings)
-    voice = library.create(voice_id, reference, ref_text, x_vector_only, engine, overwrite=force)
-    info(f"created voice {voice.voice_id!r} ({voice.mode}, {voice.duration_s:.1f} s reference)")
-    if as_json:
-        print_json(voice.to_dict())
+    return library.create(voice_id, reference, ref_text, x_vector_only, engine, overwrite=force)
 
 
 @clone.command("list")

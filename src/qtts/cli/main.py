@@ -44,7 +44,7 @@ def _debug(ctx: click.Context) -> bool:
 @click.version_option(package_name="qtts")
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, verbose: int, debug: bool) -> None:
-    """qtts: local, CPU-only Qwen3-TTS voice cloning.
+    """qtts: local, CPU-only Qwen3-TTS (voice cloning, preset speakers, voice design).
 
     \b
     Quick start:
@@ -58,10 +58,10 @@ def cli(ctx: click.Context, home: str | None, verbose: int, debug: bool) -> None
 
 
 def _register() -> None:
-    from qtts.cli import batch, bench, clone, doctor, models, queue, serve, speak
+    from qtts.cli import batch, bench, clone, doctor, models, queue, serve, speak, speakers
 
     for command in (speak.speak, clone.clone, batch.batch, queue.queue, serve.serve, serve.worker, models.models,
-                    doctor.doctor, bench.bench):
+                    doctor.doctor, bench.bench, speakers.speakers):
         cli.add_command(command)
 
 

@@ -18,11 +18,15 @@ MODEL_OPTION_NAMES = ("model_id", "precision", "decoder_precision", "cpu_threads
                       "fallback_model_id", "memory_check", "low_cpu_mem_usage")
 
 
-def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--model-id and the CPU loading flags; values land in ``settings`` (see ``settings_from``)."""
+def model_options(func: Callable[..., Any] | None = None, *, many: bool = False) -> Any:
+    """--model-id and the CPU loading flags; values land in ``settings`` (see ``settings_from``).
+    ``many``: --model-id may be repeated (a server or worker serving several models)."""
+    if func is None:
+        return functools.partial(model_options, many=many)
     decorators = [
-        click.option("--model-id", default=None,
-                     help="Alias (1.7b, 0.6b), Hugging Face repo id, or local directory. Env QTTS_MODEL_ID."),
+        click.option("--model-id", default=None, multiple=many,
+                     help=("Repeat to serve several models (the first is the default). " if many else "") + "Alias (1.7b, 0.6b: cloning; 1.7b-custom, 0.6b-custom: preset speakers; 1.7b-design: "
+                     "described voices), Hugging Face repo id, or local directory. Env QTTS_MODEL_ID."),
         click.option("--precision", type=click.Choice(PRECISIONS), default=None,
                      help="Talker/code-predictor weights: int8 (default), int4 (fastest, less faithful), "
                      "bf16, fp32 (upstream's exact numbers, most memory)."),
@@ -49,6 +53,10 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def settings_from(ctx: click.Context, **flags: Any) -> Settings:
     """Resolve settings from this command's flags plus the group's ``--home``."""
     root = ctx.find_root()
+    models = flags.get("model_id")
+    if isinstance(models, tuple):  # a repeated --model-id: the first, then the rest
+        flags = {**flags, "model_id": models[0] if models else None,
+                 "more_model_ids": ",".join(models[1:]) if len(models) > 1 else None}
     return Settings.resolve({"home": (root.obj or {}).get("home"), **flags})
 
 
@@ -79,6 +87,20 @@ def with_settings(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def voice_option(required: bool = False, help: str = "A voice from the library ('qtts clone list').") -> Any:  # noqa: A002
     return click.option("--voice-id", required=required, default=None, help=help)
+
+
+def speaker_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--speaker (CustomVoice models) and --instruct (CustomVoice 1.7B, VoiceDesign)."""
+    decorators = [
+        click.option("--speaker", default=None,
+                     help="A CustomVoice model's preset speaker (see 'qtts speakers'), instead of a cloned voice."),
+        click.option("--instruct", default=None,
+                     help="CustomVoice 1.7B: how to speak ('cheerful, a bit faster'); VoiceDesign: the voice, "
+                     "described ('a calm, low-pitched older man, slightly hoarse')."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
 
 
 def language_option(help: str = "Language name, or Auto (default: QTTS_LANGUAGE, else Auto).") -> Any:  # noqa: A002

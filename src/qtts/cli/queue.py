@@ -16,6 +16,7 @@ from qtts.cli.options import (
     read_text,
     seed_option,
     settings_from,
+    speaker_options,
     text_options,
     voice_option,
 )
@@ -41,7 +42,9 @@ def queue() -> None:
 
 @queue.command()
 @text_options
-@voice_option(required=True)
+@voice_option()
+@speaker_options
+@click.option("--model", default=None, help="One of the server's models (default: its first).")
 @language_option(help="Language name or Auto (default: the server's setting).")
 @format_option()
 @seed_option
@@ -51,10 +54,16 @@ def queue() -> None:
 @server_options
 @click.pass_context
 def submit(ctx: click.Context, server: str | None, api_key: str | None, text_arg: str | None, text: str | None,
-           text_file: Path | None, voice_id: str, language: str | None, fmt: str, seed: int | None,
+           text_file: Path | None, voice_id: str | None, speaker: str | None, instruct: str | None,
+           model: str | None, language: str | None, fmt: str, seed: int | None,
            split_max_chars: int | None, max_frames: int | None, as_json: bool) -> None:
     """Submit TEXT (or --text, --text-file, or stdin); prints the job id."""
-    body = {"input": read_text(text_arg, text, text_file), "voice": voice_id, "language": language, "response_format": fmt, "seed": seed,
+    from qtts.errors import BadInput
+
+    if voice_id and speaker:
+        raise BadInput("give either --voice-id or --speaker", hint="--speaker is for CustomVoice models")
+    body = {"input": read_text(text_arg, text, text_file), "voice": voice_id or speaker, "instructions": instruct,
+            "model": model, "language": language, "response_format": fmt, "seed": seed,
             "split_max_chars": split_max_chars, "max_frames": max_frames}
     job = _client(ctx).submit({k: v for k, v in body.items() if v is not None})
     if as_json:

@@ -28,7 +28,7 @@ def _is_loopback(host: str) -> bool:
 @click.option("--api-key", default=None, help="Require 'Authorization: Bearer KEY'. Env QTTS_API_KEY.")
 @click.option("--queue-url", default=None, help="redis://… or postgresql://… to share jobs with 'qtts worker' processes.")
 @click.option("--worker/--no-worker", "embedded_worker", default=None, help="Run queued jobs in this process (default on).")
-@model_options
+@model_options(many=True)
 @with_settings
 def serve(settings: Settings, host: str | None, port: int | None, api_key: str | None, queue_url: str | None,
           embedded_worker: bool | None) -> None:
@@ -43,18 +43,18 @@ def serve(settings: Settings, host: str | None, port: int | None, api_key: str |
     if not _is_loopback(settings.host) and not settings.api_key:
         raise BadInput(f"refusing to listen on {settings.host} without an API key",
                        hint="pass --api-key (or QTTS_API_KEY), or bind 127.0.0.1")
-    info(f"qtts serving on http://{settings.host}:{settings.port} (model {settings.model_id}, "
+    info(f"qtts serving on http://{settings.host}:{settings.port} (models {', '.join(settings.served_model_ids)}, "
          f"queue {settings.queue_url or 'embedded SQLite'}, worker {'on' if settings.embedded_worker else 'off'})")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
 @click.command()
 @click.option("--queue-url", default=None, help="The shared queue (default: the embedded SQLite queue in QTTS_HOME).")
-@model_options
+@model_options(many=True)
 @with_settings
 def worker(settings: Settings, queue_url: str | None) -> None:
     """Run queued jobs (loads the model once; stops after the current job on SIGTERM/Ctrl-C)."""
-    from qtts.engine.core import Engine
+    from qtts.engine.holder import Engines
     from qtts.jobs.queue import JobQueue
     from qtts.jobs.worker import Worker
 
@@ -62,11 +62,14 @@ def worker(settings: Settings, queue_url: str | None) -> None:
         settings = settings.replace(queue_url=queue_url)
     queue = JobQueue(settings)
     info(f"loading {settings.model_id} ...")
-    engine = Engine.load(settings)
+    engines = Engines(settings)
+    engine = engines.wait()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    info(f"worker ready (model load {engine.load_seconds:.1f} s); waiting for jobs on "
-         f"{settings.queue_url or settings.home / 'queue.db'}")
-    Worker(queue, lambda: engine).run(stop)
+    others = settings.served_model_ids[1:]
+    info(f"worker ready (model load {engine.load_seconds:.1f} s"
+         + (f"; also serves {', '.join(others)}, each loaded on first use" if others else "")
+         + f"); waiting for jobs on {settings.queue_url or settings.home / 'queue.db'}")
+    Worker(queue, engines).run(stop)
     info("worker stopped")

@@ -15,6 +15,7 @@ from qtts.cli.options import (
     print_json,
     read_text,
     seed_option,
+    speaker_options,
     text_options,
     voice_option,
     with_settings,
@@ -31,6 +32,7 @@ from qtts.synthesis import VoiceSource, build_request, speak_to_file, stream_to
 @click.option("--ref-audio", type=click.Path(dir_okay=False, path_type=Path), help="Ad-hoc reference clip instead of --voice-id.")
 @click.option("--ref-text", help="Transcript of --ref-audio (ICL mode).")
 @click.option("--x-vector-only", is_flag=True, help="With --ref-audio: clone from the speaker embedding only.")
+@speaker_options
 @language_option()
 @click.option("-o", "--out", required=True, help="Output file (.wav .flac .mp3 .ogg .opus .pcm) or '-' for stdout.")
 @format_option(default=None, help="Output format when --out is '-' (default wav).")
@@ -52,16 +54,19 @@ from qtts.synthesis import VoiceSource, build_request, speak_to_file, stream_to
 @model_options
 @with_settings
 def speak(settings: Settings, text_arg: str | None, text: str | None, text_file: Path | None, voice_id: str | None,
-          ref_audio: Path | None, ref_text: str | None, x_vector_only: bool, language: str | None, out: str,
+          ref_audio: Path | None, ref_text: str | None, x_vector_only: bool, speaker: str | None,
+          instruct: str | None, language: str | None, out: str,
           fmt: str | None, split_max_chars: int | None, timeout_s: float | None, seed: int | None,
           temperature: float | None, top_k: int | None, top_p: float | None, repetition_penalty: float | None,
           greedy: bool, max_frames: int | None, stream: bool, batch_size: int | None, as_json: bool,
           quiet: bool) -> None:
-    """Synthesize TEXT in a cloned voice.
+    """Synthesize TEXT in a cloned voice, a preset speaker, or a described voice.
 
     \b
     qtts speak --voice-id me --text "Hello there." --out hello.wav
     echo "Hello" | qtts speak --voice-id me --out - > hello.wav
+    qtts speak --model-id 1.7b-custom --speaker ryan --instruct "cheerful" --text "Hi!" --out hi.wav
+    qtts speak --model-id 1.7b-design --instruct "a calm older man" --text "Hi!" --out hi.wav
     """
     to_stdout = out == "-"
     if stream and not to_stdout:
@@ -73,8 +78,9 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
         settings = settings.replace(batch_size=batch_size)
     request = build_request(
         settings, read_text(text_arg, text, text_file),
-        VoiceSource(voice_id=voice_id, ref_audio=ref_audio, ref_text=ref_text, x_vector_only=x_vector_only),
-        language=language, output_format=output_format, split_max_chars=split_max_chars, timeout_s=timeout_s,
+        VoiceSource(voice_id=voice_id, ref_audio=ref_audio, ref_text=ref_text, x_vector_only=x_vector_only,
+                    speaker=speaker),
+        instruct=instruct, language=language, output_format=output_format, split_max_chars=split_max_chars, timeout_s=timeout_s,
         seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
         greedy=greedy, max_frames=max_frames,
     )

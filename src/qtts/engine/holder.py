@@ -1,4 +1,12 @@
-"""Load an engine once per process, in the background, and say whether it is ready."""
+"""The models a server or worker process serves: loaded once each, and say which are ready.
+
+The first model (``settings.model_id``) is the default: it starts loading with the process,
+and until it is loaded ``get()`` raises ``NotReady`` (GET /ready says when).  The others
+(``settings.more_model_ids``) are loaded on their first request, which waits for the load;
+each load goes through the engine's memory pre-check, and one that does not fit beside
+the models already loaded is a ``NoRoomForModel`` (HTTP 503) with the memory hint, while
+the loaded models keep serving.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from qtts.errors import NotReady, QttsError
+from qtts.errors import BadInput, MemoryShortage, NoRoomForModel, NotReady, QttsError
+from qtts.hub import ResolvedModel, expand_alias, resolve_model
 from qtts.settings import Settings
 
 if TYPE_CHECKING:
@@ -14,60 +23,129 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# OpenAI's model names, and qtts's generic one: requests naming them go to the default model.
+GENERIC_MODEL_NAMES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "qwen3-tts")
 
-class EngineHolder:
-    """Holds the process's one engine.  ``get()`` returns it or raises ``NotReady`` (or the
-    load error); ``wait()`` blocks until loaded.  Pass ``engine`` to use an existing one."""
+
+class _Slot:
+    """One model: its engine once loaded, or its load error."""
+
+    def __init__(self) -> None:
+        self.engine: "Engine | None" = None
+        self.error: QttsError | None = None
+        self.loaded = threading.Event()
+        self.thread: threading.Thread | None = None
+
+
+class Engines:
+    """``get(model)`` returns a loaded engine; ``pick(name)`` maps a request's model name
+    (an alias, a repo id, a directory, or one of OpenAI's names) to a served model id."""
 
     def __init__(self, settings: Settings, engine: "Engine | None" = None) -> None:
         self.settings = settings
-        self._engine = engine
-        self._error: QttsError | None = None
+        self.model_ids: tuple[str, ...] = tuple(dict.fromkeys(expand_alias(m) for m in settings.served_model_ids))
+        self.default = self.model_ids[0]
+        self._slots = {model_id: _Slot() for model_id in self.model_ids}
         self._lock = threading.Lock()
-        self._loaded = threading.Event()
+        self._resolved: dict[str, ResolvedModel] = {}
         if engine is not None:
-            self._loaded.set()
-        self._thread: threading.Thread | None = None
+            slot = self._slots[self.default]
+            slot.engine = engine
+            slot.loaded.set()
 
-    def start_loading(self) -> None:
+    # -- naming -----------------------------------------------------------------------------
+    def pick(self, requested: str | None) -> str:
+        """The served model a request names; None and OpenAI's names mean the default."""
+        if not requested or requested in GENERIC_MODEL_NAMES:
+            return self.default
+        wanted = expand_alias(requested)
+        if wanted in self._slots:
+            return wanted
+        for model_id, slot in self._slots.items():  # a loaded model's id as its engine spells it
+            if slot.engine is not None and slot.engine.model.model_id == wanted:
+                return model_id
+        raise BadInput(f"unknown model {requested!r}: it is not served here",
+                       hint=f"use one of: {', '.join((*self.model_ids, *GENERIC_MODEL_NAMES))}; "
+                       "start 'qtts serve' with one more --model-id to serve it")
+
+    def resolved(self, model_id: str) -> ResolvedModel:
+        """A served model's facts (kind, speakers, languages) from its config: no load."""
+        if model_id not in self._resolved:
+            slot = self._slots[model_id]
+            self._resolved[model_id] = slot.engine.model if slot.engine is not None else resolve_model(model_id)
+        return self._resolved[model_id]
+
+    def first_of_kind(self, tts_model_type: str) -> str | None:
+        """The first served model of a kind (e.g. the Base model that clones uploaded voices)."""
+        return next((m for m in self.model_ids if self.resolved(m).tts_model_type == tts_model_type), None)
+
+    # -- loading ----------------------------------------------------------------------------
+    def start_loading(self, model_id: str | None = None) -> None:
+        model_id = model_id or self.default
+        slot = self._slots[model_id]
         with self._lock:
-            if self._loaded.is_set() or self._thread is not None:
+            if slot.loaded.is_set() or slot.thread is not None:
                 return
-            self._thread = threading.Thread(target=self._load, name="engine-loader", daemon=True)
-            self._thread.start()
+            slot.thread = threading.Thread(target=self._load, args=(model_id, slot), name=f"engine-loader",
+                                           daemon=True)
+            slot.thread.start()
 
-    def _load(self) -> None:
+    def _load(self, model_id: str, slot: _Slot) -> None:
         from qtts.engine.core import Engine
 
+        # Never a silent substitute for a model a request named: no fallback model.
+        settings = self.settings if model_id == self.default else self.settings.replace(fallback_model_id="")
         try:
-            self._engine = Engine.load(self.settings)
-            log.info("model %s loaded in %.1f s", self._engine.model.model_id, self._engine.load_seconds)
+            slot.engine = Engine.load(settings, model_id)
+            log.info("model %s loaded in %.1f s", model_id, slot.engine.load_seconds)
+        except MemoryShortage as exc:
+            log.error("model %s does not fit: %s", model_id, exc.message)
+            slot.error = exc if model_id == self.default else NoRoomForModel(
+                f"{exc.message} beside the {len(self.loaded())} model(s) already loaded", hint=exc.hint)
         except QttsError as exc:
-            log.error("model failed to load: %s (%s)", exc.message, exc.hint)
-            self._error = exc
+            log.error("model %s failed to load: %s (%s)", model_id, exc.message, exc.hint)
+            slot.error = exc
         except Exception as exc:  # keep the server answering; /ready reports the failure
-            log.exception("model failed to load")
-            self._error = QttsError(f"model failed to load: {type(exc).__name__}: {exc}", hint="see the server log")
+            log.exception("model %s failed to load", model_id)
+            slot.error = QttsError(f"model failed to load: {type(exc).__name__}: {exc}", hint="see the server log")
         finally:
-            self._loaded.set()
+            slot.loaded.set()
 
+    # -- state ------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return self._engine is not None
+        """The default model is loaded."""
+        return self._slots[self.default].engine is not None
 
     @property
     def error(self) -> QttsError | None:
-        return self._error
+        """The default model's load error, if it failed."""
+        return self._slots[self.default].error
 
-    def get(self) -> "Engine":
-        if self._engine is not None:
-            return self._engine
-        if self._error is not None:
-            raise self._error
-        self.start_loading()
-        raise NotReady("the model is still loading", hint="retry shortly; GET /ready answers 200 once it is loaded")
+    def loaded(self) -> list["Engine"]:
+        return [slot.engine for slot in self._slots.values() if slot.engine is not None]
 
-    def wait(self, timeout: float | None = None) -> "Engine":
-        self.start_loading()
-        self._loaded.wait(timeout)
-        return self.get()
+    def get(self, model_id: str | None = None) -> "Engine":
+        """The loaded engine.  The default model: ``NotReady`` while it loads.  Another
+        model: loaded now if it is not yet (the caller waits; run it off the event loop)."""
+        model_id = model_id or self.default
+        slot = self._slots[model_id]
+        if slot.engine is not None:
+            return slot.engine
+        if slot.error is not None:
+            raise slot.error
+        if model_id == self.default:
+            self.start_loading(model_id)
+            raise NotReady("the model is still loading", hint="retry shortly; GET /ready answers 200 once it is loaded")
+        return self.wait(model_id)
+
+    def wait(self, model_id: str | None = None, timeout: float | None = None) -> "Engine":
+        model_id = model_id or self.default
+        self.start_loading(model_id)
+        slot = self._slots[model_id]
+        slot.loaded.wait(timeout)
+        if slot.engine is not None:
+            return slot.engine
+        if slot.error is not None:
+            raise slot.error
+        raise NotReady(f"{model_id} is still loading", hint="retry shortly")

@@ -49,7 +49,8 @@ class Job:
         """What the API shows: no internal lease fields, no reference-audio bytes."""
         request = {k: v for k, v in self.request.items() if k != "voice"}
         voice = self.request.get("voice") or {}
-        request["voice"] = voice.get("voice_id") or ("(uploaded reference)" if voice.get("ref_audio_b64") else None)
+        request["voice"] = (voice.get("voice_id") or voice.get("speaker")
+                            or ("(uploaded reference)" if voice.get("ref_audio_b64") else None))
         out: dict[str, Any] = {
             "id": self.id,
             "object": "job",
@@ -74,7 +75,8 @@ def request_to_dict(request: SpeakRequest) -> dict[str, Any]:
     """JSON-safe form of a request; an uploaded reference clip travels as base64."""
     values = asdict(request)
     voice = request.voice
-    values["voice"] = {"voice_id": voice.voice_id, "ref_text": voice.ref_text, "x_vector_only": voice.x_vector_only}
+    values["voice"] = {"voice_id": voice.voice_id, "ref_text": voice.ref_text, "x_vector_only": voice.x_vector_only,
+                       "speaker": voice.speaker}
     if isinstance(voice.ref_audio, (bytes, bytearray)):
         values["voice"]["ref_audio_b64"] = base64.b64encode(voice.ref_audio).decode("ascii")
     elif voice.ref_audio is not None:
@@ -90,7 +92,8 @@ def request_from_dict(values: dict[str, Any]) -> SpeakRequest:
     elif voice_values.get("ref_audio_path"):
         ref_audio = Path(voice_values["ref_audio_path"])
     voice = VoiceSource(voice_id=voice_values.get("voice_id"), ref_audio=ref_audio,
-                        ref_text=voice_values.get("ref_text"), x_vector_only=bool(voice_values.get("x_vector_only")))
+                        ref_text=voice_values.get("ref_text"), x_vector_only=bool(voice_values.get("x_vector_only")),
+                        speaker=voice_values.get("speaker"))
     known = {f.name for f in fields(SpeakRequest)} - {"voice"}
     return SpeakRequest(voice=voice, **{k: v for k, v in values.items() if k in known})
 

@@ -1,7 +1,9 @@
 """Running one job: claim it, keep its lease alive, synthesize, store the artifact.
 
 The worker translates between the job table and ``synthesis.synthesize_request``; it has
-no synthesis logic of its own.  One engine per process, loaded once (``engine_provider``).
+no synthesis logic of its own.  Each model it serves is loaded once (``engine.holder.Engines``);
+a job names its model (or takes the default), and a job for a model this worker does not
+serve fails with the model named.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from qtts.errors import Cancelled, QttsError
@@ -22,17 +23,17 @@ from qtts.text import split_text
 from qtts.voices import VoiceLibrary
 
 if TYPE_CHECKING:
-    from qtts.engine.core import Engine
+    from qtts.engine.holder import Engines
 
 log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, queue: JobQueue, engine_provider: Callable[[], "Engine"], name: str | None = None) -> None:
+    def __init__(self, queue: JobQueue, engines: "Engines", name: str | None = None) -> None:
         self.queue = queue
         self.store = queue.store
         self.settings = queue.settings
-        self.engine_provider = engine_provider
+        self.engines = engines
         self.library = VoiceLibrary(self.settings.voices_dir)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
 
@@ -56,7 +57,7 @@ class Worker:
             request = validate_request(self.settings, self.library, request_from_dict(job.request))
             heartbeat.progress(0, len(split_text(request.text, request.split_max_chars, language=request.language)))
             heartbeat.start()
-            engine = self.engine_provider()
+            engine = self.engines.wait(self.engines.pick(request.model_id))
             data, summary = synthesize_request(engine, self.library, request, on_chunk=heartbeat.progress,
                                                should_cancel=heartbeat.cancel_requested)
             # One file per attempt, published by the fenced finish(): a worker that lost the

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from qtts.engine.holder import EngineHolder
+from qtts.engine.holder import Engines
 from qtts.errors import QttsError
 from qtts.jobs.queue import JobQueue
 from qtts.jobs.worker import Worker
@@ -41,7 +41,7 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: 
 @dataclass
 class AppState:
     settings: Settings
-    engine: EngineHolder
+    engines: Engines
     library: VoiceLibrary
     queue: JobQueue
     stop: threading.Event = field(default_factory=threading.Event)
@@ -52,19 +52,20 @@ def state_of(request: Request) -> AppState:
     return request.app.state.qtts
 
 
-def create_app(settings: Settings, engine: "Engine | EngineHolder | None" = None,
+def create_app(settings: Settings, engine: "Engine | Engines | None" = None,
                queue: JobQueue | None = None) -> FastAPI:
-    """Build the app.  ``engine`` may be a loaded engine, a holder, or None (loaded in the
-    background at start-up; /ready says when).  The embedded worker starts with the app
-    unless ``settings.embedded_worker`` is off."""
-    holder = engine if isinstance(engine, EngineHolder) else EngineHolder(settings, engine)
+    """Build the app.  ``engine`` may be a loaded engine (the default model's), the
+    ``Engines``, or None (the default model loads in the background at start-up; /ready says
+    when; the other served models load on first use).  The embedded worker starts with the
+    app unless ``settings.embedded_worker`` is off."""
+    holder = engine if isinstance(engine, Engines) else Engines(settings, engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         state: AppState = app.state.qtts
         holder.start_loading()
         if settings.embedded_worker:
-            worker = Worker(state.queue, lambda: holder.wait())
+            worker = Worker(state.queue, holder)
             state.worker_thread = threading.Thread(target=worker.run, args=(state.stop,), name="embedded-worker",
                                                    daemon=True)
             state.worker_thread.start()
@@ -74,7 +75,7 @@ def create_app(settings: Settings, engine: "Engine | EngineHolder | None" = None
             state.worker_thread.join(timeout=30)
 
     app = FastAPI(title="qtts", version="0.1.0", lifespan=lifespan)
-    app.state.qtts = AppState(settings=settings, engine=holder, library=VoiceLibrary(settings.voices_dir),
+    app.state.qtts = AppState(settings=settings, engines=holder, library=VoiceLibrary(settings.voices_dir),
                               queue=queue or JobQueue(settings))
     _install_error_handlers(app)
 
@@ -100,9 +101,12 @@ def create_app(settings: Settings, engine: "Engine | EngineHolder | None" = None
     @app.get("/ready", include_in_schema=False)
     def ready(request: Request) -> JSONResponse:
         state = state_of(request)
-        if state.engine.ready:
-            return JSONResponse({"status": "ready", "model": state.engine.get().model.model_id})
-        error = state.engine.error
+        engines = state.engines
+        if engines.ready:
+            return JSONResponse({"status": "ready", "model": engines.get().model.model_id,
+                                 "models": list(engines.model_ids),
+                                 "loaded": [e.model.model_id for e in engines.loaded()]})
+        error = engines.error
         body = {"status": "failed" if error else "loading"}
         if error:
             body["error"] = error.to_dict()

@@ -10,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 
 from qtts import audio as audio_mod
 from qtts.errors import BadInput, JobNotDone, NotFound
-from qtts.hub import check_language, resolve_model
 from qtts.jobs.job import FAILED, STATUSES, SUCCEEDED
 from qtts.server.app import state_of
 from qtts.server.schemas import JobBody, job_request
@@ -22,9 +21,8 @@ router = APIRouter(prefix="/v1/jobs")
 @router.post("", status_code=202)
 async def submit(body: JobBody, request: Request) -> JSONResponse:
     state = state_of(request)
-    speak = validate_request(state.settings, state.library, job_request(body, state.settings))
-    languages = state.engine.get().languages if state.engine.ready else resolve_model(state.settings.model_id).languages
-    check_language(speak.language, languages)
+    model = state.engines.resolved(state.engines.pick(body.model))
+    speak = validate_request(state.settings, state.library, job_request(body, state.settings, model), model)
     job = await run_in_threadpool(state.queue.submit, speak)
     return JSONResponse(job.to_public(), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 

@@ -13,37 +13,50 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from qtts import audio as audio_mod
+from qtts.engine.holder import GENERIC_MODEL_NAMES
+from qtts.hub import SPEAKER_LANGUAGES
 from qtts.server.app import state_of
-from qtts.server.schemas import OPENAI_MODELS, SpeechBody, check_model, speech_request
-from qtts.synthesis import prompt_for, validate_request
+from qtts.server.schemas import SpeechBody, speech_request
+from qtts.synthesis import validate_request, voice_for
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 # Formats whose encoded chunks can be concatenated into one valid stream.
 _STREAMABLE = ("pcm", "wav", "mp3")
-INSTRUCTIONS_WARNING = "instructions are ignored: Qwen3-TTS Base (voice-cloning) models do not take style instructions"
 
 
 @router.get("/v1/models")
 def list_models(request: Request) -> dict:
-    state = state_of(request)
-    ids = [*OPENAI_MODELS, "qwen3-tts", state.settings.model_id]
-    return {"object": "list", "data": [{"id": i, "object": "model", "owned_by": "qtts"} for i in dict.fromkeys(ids)]}
+    """The served models with their kind, speakers and whether they take instructions
+    (OpenAI's names and ``qwen3-tts`` are the default model, the first listed)."""
+    engines = state_of(request).engines
+    data = []
+    for model_id in engines.model_ids:
+        model = engines.resolved(model_id)
+        data.append({"id": model_id, "object": "model", "owned_by": "qtts", "kind": model.kind,
+                     "takes_instructions": model.takes_instructions, "languages": list(model.languages),
+                     "speakers": [{"id": s, "native_language": SPEAKER_LANGUAGES.get(s, "unknown")}
+                                  for s in model.speakers],
+                     "loaded": any(e.model.model_id == model_id for e in engines.loaded())})
+    data += [{"id": name, "object": "model", "owned_by": "qtts", "alias_of": engines.default}
+             for name in GENERIC_MODEL_NAMES]
+    return {"object": "list", "data": data}
 
 
 @router.post("/v1/audio/speech")
 async def speech(body: SpeechBody, request: Request) -> Response:
     state = state_of(request)
-    speak = validate_request(state.settings, state.library, speech_request(body, state.settings))
-    engine = state.engine.get()
-    check_model(body.model, engine.model.model_id)
-    engine.check_language(speak.language)
+    model_id = state.engines.pick(body.model)
+    model = state.engines.resolved(model_id)
+    speak, warnings = speech_request(body, state.settings, model)
+    speak = validate_request(state.settings, state.library, speak, model)
+    engine = await run_in_threadpool(state.engines.get, model_id)
     headers = {}
-    if body.instructions:
-        log.warning(INSTRUCTIONS_WARNING)
-        headers["X-Qtts-Warning"] = INSTRUCTIONS_WARNING
-    prompt = await run_in_threadpool(prompt_for, engine, state.library, speak.voice, state.settings)
+    if warnings:
+        log.warning("; ".join(warnings))
+        headers["X-Qtts-Warning"] = "; ".join(warnings)
+    prompt = await run_in_threadpool(voice_for, engine, state.library, speak)
     options = speak.options()
     cancelled = threading.Event()
 

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from qtts.errors import BadInput, TooLarge
+from qtts.errors import BadInput, TooLarge, WrongModelKind
+from qtts.hub import BASE, SPEAKER_LANGUAGES
 from qtts.server.app import state_of
 from qtts.synthesis import load_reference
 from qtts.voices import validate_voice_id
@@ -16,8 +17,16 @@ router = APIRouter(prefix="/v1/audio/voices")
 
 @router.get("")
 def list_voices(request: Request) -> dict:
-    voices = state_of(request).library.list()
-    return {"object": "list", "data": [{"id": v.voice_id, "object": "voice", **v.to_dict()} for v in voices]}
+    """Library voices (``kind`` cloned, or designed: both spoken by Base models) and the
+    preset speakers of the served CustomVoice models (``kind`` preset, with the model)."""
+    state = state_of(request)
+    data = [{"id": v.voice_id, "object": "voice", "kind": "designed" if v.description else "cloned", **v.to_dict()}
+            for v in state.library.list()]
+    for model_id in state.engines.model_ids:
+        for speaker in state.engines.resolved(model_id).speakers:
+            data.append({"id": speaker, "object": "voice", "kind": "preset", "model": model_id,
+                         "native_language": SPEAKER_LANGUAGES.get(speaker, "unknown")})
+    return {"object": "list", "data": data}
 
 
 @router.get("/{voice_id}")
@@ -40,7 +49,11 @@ async def create_voice(request: Request, file: UploadFile, voice_id: str = Form(
     if len(data) > limit:
         raise TooLarge(f"the upload is over {limit // (1024 * 1024)} MiB", hint="send a shorter clip (3-15 s is best)")
     reference = await run_in_threadpool(load_reference, state.settings, data)
-    engine = state.engine.get()
+    base = state.engines.first_of_kind(BASE)
+    if base is None:
+        raise WrongModelKind("cloning a voice needs a Base model, and this server serves none",
+                             hint="start 'qtts serve' with --model-id 1.7b (or 0.6b) among its models")
+    engine = await run_in_threadpool(state.engines.get, base)
     voice = await run_in_threadpool(state.library.create, voice_id, reference, ref_text, x_vector_only, engine, force)
     return JSONResponse({"id": voice.voice_id, "object": "voice", **voice.to_dict()}, status_code=201)
 

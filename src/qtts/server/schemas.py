@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qtts.errors import BadInput, TooLarge
+from qtts.errors import TooLarge
+from qtts.hub import BASE, CUSTOM_VOICE, ResolvedModel
 from qtts.settings import MAX_SEED
 from qtts.synthesis import SpeakRequest, VoiceSource, build_request
 
-OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 OPENAI_INPUT_LIMIT = 4096
 RESPONSE_FORMATS = ("mp3", "opus", "flac", "wav", "pcm")
 
@@ -47,12 +47,16 @@ class SpeechBody(BaseModel):
 
 
 class JobBody(BaseModel):
-    """POST /v1/jobs: one synthesis request to run in the queue."""
+    """POST /v1/jobs: one synthesis request to run in the queue.  ``voice`` is a library voice
+    (Base models) or a preset speaker (CustomVoice); a VoiceDesign model takes none, its
+    voice is the ``instructions``."""
 
     model_config = ConfigDict(extra="forbid")
 
     input: str
-    voice: str | VoiceRef
+    voice: str | VoiceRef | None = None
+    model: str | None = None  # None: the server's default model
+    instructions: str | None = None
     response_format: str = "wav"
     language: str | None = None  # None: the server's setting
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
@@ -68,25 +72,47 @@ class JobBody(BaseModel):
         return value
 
     @property
-    def voice_id(self) -> str:
+    def voice_id(self) -> str | None:
         return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
 
 
-def check_model(model: str, loaded_model_id: str) -> None:
-    accepted = {*OPENAI_MODELS, "qwen3-tts", loaded_model_id, "1.7b", "0.6b"}
-    if model not in accepted:
-        raise BadInput(f"unknown model {model!r}", hint=f"use one of: {', '.join(sorted(accepted))}")
+def voice_source(voice: str | None, model: ResolvedModel) -> VoiceSource:
+    """The ``voice`` field as the model reads it: a preset speaker on CustomVoice models, a
+    library voice on Base models; VoiceDesign models take none (given, it is refused)."""
+    if model.tts_model_type == CUSTOM_VOICE:
+        return VoiceSource(speaker=voice)
+    return VoiceSource(voice_id=voice)
 
 
-def speech_request(body: SpeechBody, settings: Any) -> SpeakRequest:
+def speech_request(body: SpeechBody, settings: Any, model: ResolvedModel) -> tuple[SpeakRequest, list[str]]:
+    """The request, and the warnings for the response header: OpenAI clients send
+    ``instructions`` and a ``voice`` whatever the model, so where the model has no use for
+    them they are dropped with a warning instead of refused."""
     if len(body.input) > OPENAI_INPUT_LIMIT:
         raise TooLarge(f"input has {len(body.input)} characters; the limit is {OPENAI_INPUT_LIMIT}",
                        hint="split the text, or submit it as a job (POST /v1/jobs)")
-    return build_request(settings, body.input, VoiceSource(voice_id=body.voice_id), language=body.language,
-                         output_format=body.response_format, seed=body.seed, sentence_chunks=True)
+    warnings = []
+    instruct = body.instructions
+    if instruct and not model.takes_instructions:
+        instruct = None
+        warnings.append(instructions_warning(model))
+    voice = voice_source(body.voice_id, model)
+    if model.tts_model_type not in (BASE, CUSTOM_VOICE):  # VoiceDesign: the instructions are the voice
+        voice = VoiceSource()
+        warnings.append(f"voice is ignored: {model.kind} models take the voice from the instructions")
+    request = build_request(settings, body.input, voice, language=body.language, output_format=body.response_format,
+                            seed=body.seed, sentence_chunks=True, instruct=instruct, model_id=model.model_id)
+    return request, warnings
 
 
-def job_request(body: JobBody, settings: Any) -> SpeakRequest:
-    return build_request(settings, body.input, VoiceSource(voice_id=body.voice_id), language=body.language,
+def instructions_warning(model: ResolvedModel) -> str:
+    if model.tts_model_type == BASE:
+        return "instructions are ignored: Qwen3-TTS Base (voice-cloning) models do not take style instructions"
+    return f"instructions are ignored: {model.model_id} does not take them (only the 1.7B CustomVoice model does)"
+
+
+def job_request(body: JobBody, settings: Any, model: ResolvedModel) -> SpeakRequest:
+    return build_request(settings, body.input, voice_source(body.voice_id, model), language=body.language,
                          output_format=body.response_format, split_max_chars=body.split_max_chars,
-                         timeout_s=body.timeout_s, seed=body.seed, max_frames=body.max_frames)
+                         timeout_s=body.timeout_s, seed=body.seed, max_frames=body.max_frames,
+                         instruct=body.instructions, model_id=model.model_id)
