@@ -38,6 +38,21 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_random_checkpoint("tiny", tmp_path_factory.mktemp("models") / "tiny", seed=0).path
 
 
+@pytest.fixture(scope="session")
+def tiny_custom_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CustomVoice checkpoint: the nine published preset speakers, instructions (1.7B tag)."""
+    from qtts.checkpoints.builder import build_random_checkpoint
+
+    return build_random_checkpoint("tiny-custom", tmp_path_factory.mktemp("models") / "tiny-custom", seed=0).path
+
+
+@pytest.fixture(scope="session")
+def tiny_design_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from qtts.checkpoints.builder import build_random_checkpoint
+
+    return build_random_checkpoint("tiny-design", tmp_path_factory.mktemp("models") / "tiny-design", seed=0).path
+
+
 @pytest.fixture()
 def tiny_env(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Make the tiny checkpoint the configured model (as a user would with QTTS_MODEL_ID)."""

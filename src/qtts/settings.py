@@ -55,7 +55,8 @@ class Settings:
     # Keep the quantized weights in <home>/weights after the first load (engine.weight_cache).
     weight_cache: bool = True
     memory_check: bool = True
-    # Treat this many bytes as the available RAM (testing, or to keep headroom); 0 = measure.
+    # Treat this many bytes as the available RAM, for all of a process's models (testing, or to
+    # keep headroom); 0 = measure.
     memory_limit_bytes: int = 0
     offline: bool = False
     timeout_s: float = 0.0  # per request; 0 = none

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,19 @@ def service_url(service_settings: Settings, tiny_engine, library_voice: str):
 
     with running_app(create_app(service_settings, tiny_engine)) as url:
         yield url
+
+
+@pytest.fixture()
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.servers import require
+
+    executable = shutil.which("chromium")
+    require("chromium", executable)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()

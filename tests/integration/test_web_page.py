@@ -1,24 +1,6 @@
 """The web page in headless Chromium (Debian's chromium, driven by Playwright)."""
 
-import shutil
-
 import pytest
-
-
-@pytest.fixture()
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from tests.integration.servers import require
-
-    executable = shutil.which("chromium")
-    require("chromium", executable)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield browser
-        browser.close()
 
 
 def test_type_synthesize_play_and_queue(browser, service_url, library_voice):

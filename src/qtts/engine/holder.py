@@ -86,15 +86,22 @@ class Engines:
         with self._lock:
             if slot.loaded.is_set() or slot.thread is not None:
                 return
-            slot.thread = threading.Thread(target=self._load, args=(model_id, slot), name=f"engine-loader",
+            slot.thread = threading.Thread(target=self._load, args=(model_id, slot), name=f"engine-loader-{len(self.loaded())}",
                                            daemon=True)
             slot.thread.start()
 
     def _load(self, model_id: str, slot: _Slot) -> None:
+        from qtts.engine import memory
         from qtts.engine.core import Engine
 
-        # Never a silent substitute for a model a request named: no fallback model.
-        settings = self.settings if model_id == self.default else self.settings.replace(fallback_model_id="")
+        settings = self.settings
+        if model_id != self.default:
+            # Never a silent substitute for a model a request named: no fallback model.
+            settings = settings.replace(fallback_model_id="")
+            if settings.memory_limit_bytes > 0:  # a configured limit is for all of the process's models
+                used = sum(memory.estimate(e.model.path, settings.precision, 0, settings.batch_size).need_bytes
+                           for e in self.loaded())
+                settings = settings.replace(memory_limit_bytes=max(1, settings.memory_limit_bytes - used))
         try:
             slot.engine = Engine.load(settings, model_id)
             log.info("model %s loaded in %.1f s", model_id, slot.engine.load_seconds)

@@ -98,8 +98,9 @@ def speech_request(body: SpeechBody, settings: Any, model: ResolvedModel) -> tup
         warnings.append(instructions_warning(model))
     voice = voice_source(body.voice_id, model)
     if model.tts_model_type not in (BASE, CUSTOM_VOICE):  # VoiceDesign: the instructions are the voice
+        if body.voice_id:
+            warnings.append(f"voice is ignored: {model.kind} models take the voice from the instructions")
         voice = VoiceSource()
-        warnings.append(f"voice is ignored: {model.kind} models take the voice from the instructions")
     request = build_request(settings, body.input, voice, language=body.language, output_format=body.response_format,
                             seed=body.seed, sentence_chunks=True, instruct=instruct, model_id=model.model_id)
     return request, warnings
