@@ -164,7 +164,8 @@ def _model_and_memory(settings: Settings) -> list[Check]:
         return [Check("model", "fail", exc.message, exc.hint),
                 Check("memory", "ok", f"{total / memory.GIB:.1f} GiB total (model not found, need unknown)")]
     estimate = memory.estimate(resolved.path, settings.precision, settings.memory_limit_bytes, settings.batch_size)
-    model = Check("model", "ok", f"{resolved.model_id} ({resolved.tts_model_size}, {resolved.tts_model_type}) at {resolved.path}")
+    kind = resolved.kind + (f", {len(resolved.speakers)} preset speakers" if resolved.speakers else "")
+    model = Check("model", "ok", f"{resolved.model_id} ({kind}, {resolved.tts_model_size}) at {resolved.path}")
     if estimate.fits:
         mem = Check("memory", "ok", f"{settings.precision}: {estimate.describe()}")
     else:
@@ -224,17 +225,26 @@ def smoke_reference(seconds: float = 3.0) -> audio_mod.Audio:
 
 
 def run_smoke(settings: Settings, voice_id: str = "smoke", max_frames: int = 40) -> dict[str, Any]:
-    """Create or reuse the smoke voice, synthesize one sentence; return timings."""
+    """Synthesize one sentence (Base: in the smoke voice, created or reused; CustomVoice: its
+    first preset speaker; VoiceDesign: a described voice); return timings."""
     from qtts.engine.core import Engine, SynthesisOptions
+    from qtts.engine.prompts import DesignedVoice, SpeakerVoice, Voice
+    from qtts.hub import BASE, CUSTOM_VOICE
     from qtts.voices import VoiceLibrary
 
     library = VoiceLibrary(settings.voices_dir)
     engine = Engine.load(settings)
     started = time.perf_counter()
-    if not library.exists(voice_id):
-        reference = audio_mod.prepare_reference(smoke_reference(), settings.max_reference_s)
-        library.create(voice_id, reference, SMOKE_REF_TEXT, False, engine)
-    prompt = library.prompt_for(voice_id, engine)
+    prompt: Voice
+    if engine.model.tts_model_type == BASE:
+        if not library.exists(voice_id):
+            reference = audio_mod.prepare_reference(smoke_reference(), settings.max_reference_s)
+            library.create(voice_id, reference, SMOKE_REF_TEXT, False, engine)
+        prompt = library.prompt_for(voice_id, engine)
+    elif engine.model.tts_model_type == CUSTOM_VOICE:
+        prompt = SpeakerVoice(engine.speakers[0])
+    else:
+        prompt = DesignedVoice("a clear, neutral voice")
     prompt_seconds = time.perf_counter() - started
     result = engine.synthesize(SMOKE_TEXT, prompt, SynthesisOptions(seed=0, max_frames=max_frames, retry_runaway=False))
     if result.audio.duration_s <= 0:

@@ -28,3 +28,16 @@ def test_bench_runs_every_path_and_writes_json(tiny_model, tmp_path):
     assert report["fidelity"]["fp32_codes_identical"] is True
     assert set(report["fidelity"]["paths"]) == {"bf16", "int8", "int4"}
     assert "upstream / qtts" in result.stdout and "fidelity" in result.stdout
+
+
+def test_bench_runs_the_other_model_kinds(tiny_custom_model, tiny_design_model, tmp_path):
+    for preset, path in (("1.7b-custom", tiny_custom_model), ("1.7b-design", tiny_design_model)):
+        # The fewest rows (int4 has no torch-kernel twin); fidelity is tested in test_model_kinds.
+        result = run("bench", "--model", preset, "--checkpoint-dir", str(path), "--frames", "6", "--batch", "1",
+                     "--no-eager-baseline", "--precision", "int4", "--no-fidelity", "--json", str(tmp_path))
+        assert result.exit_code == 0, result.stderr
+    runs = json.loads(next(tmp_path.glob("*.json")).read_text())["runs"]
+    for preset in ("1.7b-custom", "1.7b-design"):
+        report = runs[preset]
+        assert [(p["path"], p["precision"]) for p in report["paths"]] == [("upstream", "fp32"), ("qtts", "int4")]
+        assert all(row["rtf"] > 0 and row["frames"] > 0 for row in report["paths"])

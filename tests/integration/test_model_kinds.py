@@ -170,3 +170,15 @@ def test_int8_fast_path_covers_every_kind(tiny_custom_model, tiny_design_model):
         result = engine.synthesize("Hello there. And more.", voice,
                                    SynthesisOptions(seed=0, max_frames=6, split_max_chars=20, batch_size=2))
         assert len(result.chunks) == 2 and result.audio.duration_s > 0
+
+
+@pytest.mark.parametrize("kind", ["CustomVoice", "VoiceDesign"])
+def test_doctor_shows_the_kind_and_smoke_tests_it(kind, tiny_custom_model, tiny_design_model, monkeypatch):
+    path = tiny_custom_model if kind == "CustomVoice" else tiny_design_model
+    monkeypatch.setenv("QTTS_MODEL_ID", str(path))
+    result = run("doctor", "--run-smoke", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    model = next(c for c in report["checks"] if c["name"] == "model")
+    assert f"({kind}" in model["detail"]
+    assert report["smoke"]["audio_seconds"] > 0

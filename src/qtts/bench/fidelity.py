@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from qtts.bench.measure import REF_TEXT, TEXT, reference_audio
+from qtts.bench.measure import REF_TEXT, TEXT, bench_voice, reference_audio
 
 
 def fidelity(model_dir: str, frames: int, threads: int, precisions: list[str], seed: int = 0) -> dict[str, Any]:
@@ -26,21 +26,27 @@ def fidelity(model_dir: str, frames: int, threads: int, precisions: list[str], s
     from qtts.engine import generation
     from qtts.engine.upstream import import_qwen_tts, install
     from qtts.engine.prompts import VoicePrompt
+    from qtts.hub import resolve_model
 
     torch.set_num_threads(threads)
     qwen_tts = import_qwen_tts()
     reference = qwen_tts.Qwen3TTSModel.from_pretrained(model_dir, device_map="cpu", dtype=torch.float32,
                                                        attn_implementation="sdpa")
-    (item,) = reference.create_voice_clone_prompt(ref_audio=reference_audio(), ref_text=REF_TEXT)
-    prompt = VoicePrompt("bench", False, item.ref_spk_embedding, item.ref_code, REF_TEXT)
+
+    def clone() -> VoicePrompt:
+        (item,) = reference.create_voice_clone_prompt(ref_audio=reference_audio(), ref_text=REF_TEXT)
+        return VoicePrompt("bench", False, item.ref_spk_embedding, item.ref_code, REF_TEXT)
+
+    prompt = bench_voice(resolve_model(model_dir), clone)
+    ref_code = prompt.ref_code if isinstance(prompt, VoicePrompt) else upstream_codes_context()
     greedy = {"do_sample": False, "subtalker_dosample": False, "max_new_tokens": frames + 1}
 
     recorder = _InputRecorder(reference.model.talker)
     upstream_codes = generation.generate(reference, [TEXT], "English", prompt, **greedy)[0]
     recorder.stop()
     upstream_wave, _ = reference.model.speech_tokenizer.decode(
-        [{"audio_codes": torch.cat([prompt.ref_code, upstream_codes])}])
-    upstream_new = upstream_wave[0][len(prompt.ref_code) * 1920:]
+        [{"audio_codes": torch.cat([ref_code, upstream_codes])}])
+    upstream_new = upstream_wave[0][len(ref_code) * 1920:]
 
     install(reference.model, "fp32")
     qtts_codes = generation.generate(reference, [TEXT], "English", prompt, **greedy)[0]
@@ -119,6 +125,13 @@ class _InputRecorder:
                 rows.append(torch.stack([predictor.lm_head[i](out[:, 1 + i]).float()[0] for i in range(codes.shape[1])]))
             predictor_logits = torch.cat(rows)
         return {"talker": talker_logits, "code_predictor": predictor_logits}
+
+
+def upstream_codes_context() -> Any:
+    """No reference codes (CustomVoice, VoiceDesign): upstream decodes the new codes alone."""
+    import torch
+
+    return torch.zeros((0, 16), dtype=torch.long)
 
 
 def _compare(reference: Any, test: Any) -> dict[str, float]:

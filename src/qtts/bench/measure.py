@@ -23,6 +23,24 @@ import numpy as np
 TEXT = ("The quick brown fox jumps over the lazy dog, and then it runs back home across the field "
         "while the sun goes down behind the hills.")
 REF_TEXT = "This is a short reference recording for the benchmark."
+# The voice of each model kind: Base clones the 4 s reference; CustomVoice speaks as a preset
+# speaker, with a style where the model takes one; VoiceDesign speaks a described voice.
+SPEAKER = "ryan"
+STYLE = "Speak calmly and clearly."
+DESCRIPTION = "A calm, clear adult voice at a moderate pace."
+
+
+def bench_voice(model: Any, clone: Any) -> Any:
+    """The engine voice for a model's kind (``model``: a ``ResolvedModel``); ``clone()``
+    makes the Base model's cloned prompt."""
+    from qtts.engine.prompts import DesignedVoice, SpeakerVoice
+    from qtts.hub import BASE, CUSTOM_VOICE
+
+    if model.tts_model_type == BASE:
+        return clone()
+    if model.tts_model_type == CUSTOM_VOICE:
+        return SpeakerVoice(SPEAKER, STYLE if model.takes_instructions else None)
+    return DesignedVoice(DESCRIPTION)
 
 
 @dataclass
@@ -163,21 +181,32 @@ def decoder_gflop_per_audio_s(tts: Any, frames: int = 25) -> float:
 
 
 def _upstream(model_dir: str, frames: int, seed: int, attention: str = "sdpa"):  # noqa: ANN202
-    """Upstream as a user runs it: generate_voice_clone, fp32, ``attention`` (sdpa is what
+    """Upstream as a user runs it: the model kind's own method (``generate_voice_clone``,
+    ``generate_custom_voice`` or ``generate_voice_design``), fp32, ``attention`` (sdpa is what
     from_pretrained picks by default; eager is the planning document's configuration)."""
     import torch
 
     from qtts.engine.upstream import import_qwen_tts
 
+    from qtts.hub import BASE, CUSTOM_VOICE, resolve_model
+
     qwen_tts = import_qwen_tts()
     tts = qwen_tts.Qwen3TTSModel.from_pretrained(model_dir, device_map="cpu", dtype=torch.float32,
                                                  attn_implementation=attention)
-    prompt = tts.create_voice_clone_prompt(ref_audio=reference_audio(), ref_text=REF_TEXT)
+    model = resolve_model(model_dir)
+    cap = {"language": "English", "max_new_tokens": frames + 1}
+    if model.tts_model_type == BASE:
+        prompt = tts.create_voice_clone_prompt(ref_audio=reference_audio(), ref_text=REF_TEXT)
+        run = lambda: tts.generate_voice_clone(text=TEXT, voice_clone_prompt=prompt, **cap)  # noqa: E731
+    elif model.tts_model_type == CUSTOM_VOICE:
+        style = STYLE if model.takes_instructions else None
+        run = lambda: tts.generate_custom_voice(text=TEXT, speaker=SPEAKER, instruct=style, **cap)  # noqa: E731
+    else:
+        run = lambda: tts.generate_voice_design(text=TEXT, instruct=DESCRIPTION, **cap)  # noqa: E731
 
     def generate() -> tuple[float, int]:
         torch.manual_seed(seed)
-        wavs, rate = tts.generate_voice_clone(text=TEXT, language="English", voice_clone_prompt=prompt,
-                                              max_new_tokens=frames + 1)
+        wavs, rate = run()
         return len(wavs[0]) / rate, len(wavs[0]) // 1920
 
     return tts, generate
@@ -199,7 +228,7 @@ def _qtts(model_dir: str, frames: int, precision: str, decoder_precision: str, b
                                  "memory_check": False, "int8_kernel": int8_kernel}, environ={})
     engine = Engine.load(settings)
     reference = audio_mod.prepare_reference(audio_mod.Audio(reference_audio()[0]), 30)
-    prompt = engine.create_prompt(reference, REF_TEXT, False)
+    prompt = bench_voice(engine.model, lambda: engine.create_prompt(reference, REF_TEXT, False))
     text = " ".join([TEXT] * batch)
     options = SynthesisOptions(language="English", seed=seed, max_frames=frames, retry_runaway=False,
                                batch_size=batch, split_max_chars=len(TEXT) + 1, gap_s=0.0)

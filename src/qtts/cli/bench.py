@@ -11,7 +11,8 @@ from qtts.cli.options import info, settings_from
 
 
 @click.command()
-@click.option("--model", "preset", type=click.Choice(["1.7b", "0.6b"]), default="1.7b", show_default=True)
+@click.option("--model", "preset", type=click.Choice(["1.7b", "0.6b", "1.7b-custom", "0.6b-custom", "1.7b-design"]),
+              default="1.7b", show_default=True, help="Which published model's shape (a random-weight checkpoint).")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--frames", type=click.IntRange(min=4, max=1000), default=60, show_default=True,
               help="Frames per path (12.5 frames = 1 s of audio).")
