@@ -17,6 +17,7 @@ one multinomial draw; argmax when greedy.  The model code itself is untouched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -33,9 +34,14 @@ class _Sequences:
 @torch.inference_mode()
 def lean_code_predictor(self: nn.Module, inputs_embeds: torch.Tensor, max_new_tokens: int,
                         do_sample: bool = True, top_p: float = 1.0, top_k: int = 50, temperature: float = 1.0,
+                        sampler: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
                         **_: Any) -> _Sequences:
     """Drop-in for ``code_predictor.generate(inputs_embeds=[past_hidden, code0_embedding], …)``:
-    returns an object whose ``sequences`` are the residual codes, shape (batch, steps)."""
+    returns an object whose ``sequences`` are the residual codes, shape (batch, steps).
+    ``sampler(step, fp32 logits)`` (qtts's own callers) replaces the sampling arguments."""
+    if sampler is None:
+        def sampler(_step: int, logits: torch.Tensor) -> torch.Tensor:
+            return _sample(logits, do_sample, top_k, top_p, temperature)
     model = self.model
     hidden = self.small_to_mtp_projection(inputs_embeds)
     length = hidden.shape[1] + max_new_tokens - 1
@@ -62,7 +68,7 @@ def lean_code_predictor(self: nn.Module, inputs_embeds: torch.Tensor, max_new_to
             hidden = decoder_layer(layer, hidden, step_cos, step_sin, store, None)
         position += span
         last = model.norm(hidden[:, -1, :])
-        token = _sample(self.lm_head[step](last).float(), do_sample, top_k, top_p, temperature)
+        token = sampler(step, self.lm_head[step](last).float())
         codes.append(token)
         if step + 1 < max_new_tokens:  # embeddings stay in the model's dtype; activations may be fp32
             embedded = model.get_input_embeddings()[step](token[:, None]).to(inputs_embeds.dtype)
@@ -81,7 +87,8 @@ def _rotary_tables(model: nn.Module, length: int, like: torch.Tensor) -> tuple[t
     return tables[key]
 
 
-def _sample(logits: torch.Tensor, do_sample: bool, top_k: int, top_p: float, temperature: float) -> torch.Tensor:
+def _sample(logits: torch.Tensor, do_sample: bool, top_k: int, top_p: float, temperature: float,
+            generator: torch.Generator | None = None) -> torch.Tensor:
     """transformers' order: temperature, top-k, top-p, softmax, one multinomial draw."""
     if not do_sample:
         return logits.argmax(dim=-1)
@@ -99,4 +106,4 @@ def _sample(logits: torch.Tensor, do_sample: bool, top_k: int, top_p: float, tem
         remove = remove_sorted.scatter(-1, sorted_index, remove_sorted)
         logits = logits.masked_fill(remove, float("-inf"))
     probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs, num_samples=1).squeeze(1)
+    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)

@@ -100,6 +100,7 @@ class Engine:
         self.load_seconds = load_seconds
         self._lock = threading.Lock()
         self.patches = patches
+        self.frame_loop: Any = None  # engine.batcher.FrameLoop once enable_batching() ran
         self._guard_slot = GuardSlot()
         # the LeanTalker installed by upstream.install, under the per-call guard
         self.talker_loop = upstream.wrap_talker_generate(tts.model.talker, guarded(self._guard_slot))
@@ -166,6 +167,15 @@ class Engine:
                                    settings.home if settings.weight_cache else None, resolved.path)
         memory.trim_heap()
         return cls(tts, resolved, settings, time.perf_counter() - started, patches)
+
+    def enable_batching(self, max_batch: int) -> None:
+        """Generate through one continuous-batching loop (``engine.batcher``) from now on:
+        concurrent calls (a server's requests, a worker's jobs) share each frame's weight
+        reads.  Without it, one call generates at a time."""
+        from qtts.engine.batcher import FrameLoop
+
+        if self.frame_loop is None:
+            self.frame_loop = FrameLoop(self.talker_loop, max_batch, self.settings.memory_limit_bytes)
 
     # -- facts -----------------------------------------------------------------------------
     @property
@@ -266,6 +276,7 @@ class Engine:
     ) -> Iterator[ChunkAudio]:
         """Yield each chunk's audio in order, as soon as its batch is generated."""
         language, pieces, deadline, base_seed = self._plan(text, prompt, options)
+        owner = object()  # this request, for the batcher's fairness
         size = max(1, options.batch_size)
         for first in range(0, len(pieces), size):
             started = time.perf_counter()
@@ -279,7 +290,7 @@ class Engine:
 
                 guard = GenerationGuard(deadline, should_cancel, progress)
                 codes = self._generate_codes([pieces[i] for i in indices], language, prompt, options, seed,
-                                             max(caps[i - first] for i in indices) + 1, guard)
+                                             max(caps[i - first] for i in indices) + 1, guard, owner=owner)
                 if guard.cancelled:
                     raise Cancelled("synthesis was cancelled", hint="")
                 if guard.timed_out:
@@ -313,17 +324,15 @@ class Engine:
         """Yield audio as frame groups are decoded, while generation goes on (one chunk at a
         time, no batching; output already played cannot be regenerated, so no runaway retry)."""
         language, pieces, deadline, base_seed = self._plan(text, prompt, options)
+        owner = object()
 
         def work(emit: Callable[[np.ndarray], None]) -> None:
             for index, piece in enumerate(pieces):
                 cap = _frame_cap(piece, options)
                 decoder = streaming.FrameDecoder(self._tts, prompt, self._eos_id, emit)
                 guard = GenerationGuard(deadline, should_cancel)
-                self._frame_tap.active = decoder
-                try:
-                    codes = self._generate_codes([piece], language, prompt, options, base_seed + index, cap + 1, guard)[0]
-                finally:
-                    self._frame_tap.active = None
+                codes = self._generate_codes([piece], language, prompt, options, base_seed + index, cap + 1, guard,
+                                             on_frame=decoder.on_frame, owner=owner)[0]
                 if guard.cancelled:
                     raise Cancelled("synthesis was cancelled", hint="")
                 if guard.timed_out:
@@ -349,12 +358,18 @@ class Engine:
         return len(codes) >= cap or looks_like_loop(codes[:, 0].tolist() if len(codes) else [])
 
     def _generate_codes(self, texts: list[str], language: str, prompt: Voice, options: SynthesisOptions,
-                        seed: int, max_new_tokens: int, guard: GenerationGuard) -> list[Any]:
+                        seed: int, max_new_tokens: int, guard: GenerationGuard,
+                        on_frame: Callable[[Any], None] | None = None, owner: Any = None) -> list[Any]:
+        """Codes per text; ``on_frame`` gets the first text's frames as they are made."""
         import torch
 
+        if self.frame_loop is not None:
+            return self._generate_batched(texts, language, prompt, options, seed, max_new_tokens, guard, on_frame,
+                                          owner)
         with self._lock:
             torch.manual_seed(seed)
             self._guard_slot.active = guard
+            self._frame_tap.active = streaming.Listener(on_frame) if on_frame is not None else None
             try:
                 return generation.generate(self._tts, texts, language, prompt, max_new_tokens=max_new_tokens,
                                            **options.sampling_kwargs())
@@ -368,6 +383,41 @@ class Engine:
                 raise
             finally:
                 self._guard_slot.active = None
+                self._frame_tap.active = None
+
+    def _generate_batched(self, texts: list[str], language: str, prompt: Voice, options: SynthesisOptions,
+                          seed: int, max_new_tokens: int, guard: GenerationGuard,
+                          on_frame: Callable[[Any], None] | None, owner: Any) -> list[Any]:
+        """Each text a stream of the continuous batcher (seeded ``seed + row``); returns
+        when all have ended.  Frames are handed to ``on_frame`` in this thread."""
+        from qtts.engine.batcher import StreamRequest
+
+        with self._lock:  # upstream's input building (and the talker's swapped generate)
+            captured = [generation.talker_request(self._tts, text, language, prompt, max_new_tokens=max_new_tokens,
+                                                  **options.sampling_kwargs()) for text in texts]
+        guards = [GenerationGuard(guard.deadline, guard.should_cancel, guard.on_frame if row == 0 else None)
+                  for row in range(len(texts))]
+        streams = [self.frame_loop.submit(StreamRequest(c["inputs_embeds"], c["trailing_text_hidden"],
+                                                        c["tts_pad_embed"], c, seed + row, owner, guards[row]))
+                   for row, c in enumerate(captured)]
+        try:
+            if on_frame is not None:
+                for codes in streams[0].frames():
+                    on_frame(codes)
+            codes = [stream.result() for stream in streams]
+        except MemoryError as exc:
+            raise MemoryShortage("ran out of memory during synthesis",
+                                 hint="lower QTTS_MAX_BATCH or --split-max-chars, or use --model-id 0.6b") from exc
+        finally:
+            for row_guard in guards:  # a stream still running when another failed stops at its next frame
+                row_guard.should_cancel = _always
+        guard.cancelled = any(g.cancelled for g in guards)
+        guard.timed_out = any(g.timed_out for g in guards)
+        return codes
+
+
+def _always() -> bool:
+    return True
 
 
 def check_decoder_precision(decoder_precision: str) -> None:

@@ -50,6 +50,15 @@ def generate(tts: Any, texts: list[str], language: str, voice: Voice, **generate
     return list(codes)
 
 
+def talker_request(tts: Any, text: str, language: str, voice: Voice, **generate_kwargs: Any) -> dict[str, Any]:
+    """What upstream's generation hands the talker for one text (``upstream.talker_inputs``):
+    the prompt embeddings, trailing text and generation settings of one stream of the
+    continuous batcher."""
+    from qtts.engine.upstream import talker_inputs
+
+    return talker_inputs(tts.model, lambda: generate(tts, [text], language, voice, **generate_kwargs))
+
+
 def decode(tts: Any, codes: list[Any], voice: Voice, left_context: int = LEFT_CONTEXT_FRAMES) -> list[np.ndarray]:
     """Waveforms of the new frames only (24 kHz float32), one per code tensor."""
     import torch

@@ -30,6 +30,14 @@ class GenerationGuard:
         self.timed_out = False
         self.cancelled = False
 
+    def should_stop(self) -> bool:
+        """Cancelled or past the deadline (sets the flag), without counting a frame."""
+        if self.should_cancel is not None and self.should_cancel():
+            self.cancelled = True
+        elif self.deadline is not None and time.monotonic() > self.deadline:
+            self.timed_out = True
+        return self.cancelled or self.timed_out
+
     def __call__(self, input_ids: Any, scores: Any, **_: Any) -> Any:
         import torch
 

@@ -13,6 +13,8 @@ from torch import nn
 from qtts.engine.quant import fuse
 
 Store = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+# (query, new key, new value) -> attended; for rows whose caches have different lengths
+Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def fuse_projections(layers: nn.ModuleList) -> int:
@@ -32,13 +34,14 @@ def fuse_projections(layers: nn.ModuleList) -> int:
 
 
 def decoder_layer(layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor,
-                  store: Store, mask: torch.Tensor | None) -> torch.Tensor:
+                  store: Store | None, mask: torch.Tensor | None, attend: Attend | None = None) -> torch.Tensor:
     """``Qwen3TTS*DecoderLayer.forward``: ``cos`` and ``sin_signed`` (``signed_sin``) are the
     rotary tables of the new positions; ``store`` puts the new keys and values in the cache
     and returns all of them.  Query and key heads go through their norms and the rotary
     embedding together (fewer small ops; the same values to the bit as upstream's): upstream's
     ``x * cos + rotate_half(x) * sin`` is computed as ``x * cos + roll(x, half) * [-sin, sin]``,
-    the same products."""
+    the same products.  ``attend`` (instead of ``store``) attends row by row, each row on its
+    own cache (``engine.batcher``)."""
     attention = layer.self_attn
     batch, span, _ = hidden.shape
     residual = hidden
@@ -50,14 +53,22 @@ def decoder_layer(layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin
     heads = heads * cos + heads.roll(heads.shape[-1] // 2, dims=-1) * sin_signed
     query, key = heads[:, :query_heads], heads[:, query_heads:]
     value = value.reshape(batch, span, -1, attention.head_dim).transpose(1, 2)
-    keys, values = store(key, value)
-    # transformers' sdpa call: no mask and causal when several unpadded positions are new,
-    # no mask for one unpadded position, the padding mask otherwise.
-    attended = torch.nn.functional.scaled_dot_product_attention(
-        query, keys, values, attn_mask=mask, scale=attention.scaling, is_causal=mask is None and span > 1,
-        enable_gqa=True)
+    if attend is not None:
+        attended = attend(query, key, value)
+    else:
+        keys, values = store(key, value)
+        attended = attend_cached(attention, query, keys, values, mask)
     hidden = residual + attention.o_proj(attended.transpose(1, 2).reshape(batch, span, -1))
     return hidden + _mlp(layer.mlp, layer.post_attention_layernorm(hidden))
+
+
+def attend_cached(attention: nn.Module, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                  mask: torch.Tensor | None) -> torch.Tensor:
+    """transformers' sdpa call: no mask and causal when several unpadded positions are new,
+    no mask for one unpadded position, the padding mask otherwise."""
+    return torch.nn.functional.scaled_dot_product_attention(
+        query, keys, values, attn_mask=mask, scale=attention.scaling, is_causal=mask is None and query.shape[2] > 1,
+        enable_gqa=True)
 
 
 def _head_norms(attention: nn.Module, heads: torch.Tensor, query_heads: int) -> torch.Tensor:

@@ -73,11 +73,18 @@ class FrameDecoder:
         self.emitted = end
 
 
+class Listener:
+    """A frame callback in the shape ``FrameTap.active`` takes."""
+
+    def __init__(self, on_frame: Callable[[Any], None]) -> None:
+        self.on_frame = on_frame
+
+
 class FrameTap:
     """Forwards each generated frame's codes to the active ``FrameDecoder`` (if any)."""
 
     def __init__(self, talker_loop: Any) -> None:
-        self.active: FrameDecoder | None = None
+        self.active: FrameDecoder | Listener | None = None
         talker_loop.frame_listener = self._on_frame
 
     def _on_frame(self, codes: Any) -> None:

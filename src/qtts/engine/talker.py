@@ -69,7 +69,6 @@ class LeanTalker:
         eos = int(eos_token_id if eos_token_id is not None else talker.config.codec_eos_token_id)
         pad = talker.generation_config.pad_token_id
         pad = eos if pad is None else int(pad)
-        predictor = talker.code_predictor
         self.times = times = StepTimes()
 
         batch, length, _ = inputs_embeds.shape
@@ -79,10 +78,7 @@ class LeanTalker:
         suppress = torch.tensor(sorted(suppress_tokens or []), dtype=torch.long)
 
         started = time.perf_counter()
-        positions = (mask.long().cumsum(-1) - 1).masked_fill(~mask, 1)
-        hidden = self._layers(inputs_embeds.to(self.dtype), positions, cache, 0, self._prefill_mask(mask))
-        logits = talker.codec_head(hidden)  # every position, as upstream (same GEMM shape: same bits)
-        past_hidden = hidden[:, -1:, :]
+        logits, past_hidden, hidden = self.prefill(inputs_embeds, mask, cache)
         times.prefill_s = time.perf_counter() - started
         recorded = [((hidden,), None)]
 
@@ -92,8 +88,7 @@ class LeanTalker:
         pad_embed = tts_pad_embed.to(self.dtype)
         step = 0
         while True:
-            scores = logits[:, -1, :].to(copy=True, dtype=torch.float32)
-            scores = _process(scores, tokens, repetition_penalty, min_new_tokens, eos, suppress)
+            scores = _process(logits, tokens, repetition_penalty, min_new_tokens, eos, suppress)
             token = _sample(scores, do_sample, top_k, top_p, temperature)
             token = torch.where(unfinished, token, torch.full_like(token, pad))
             tokens = torch.cat([tokens, token[:, None]], dim=1)
@@ -105,48 +100,77 @@ class LeanTalker:
                 break
 
             started = time.perf_counter()
-            last_id_hidden = talker.get_input_embeddings()(token[:, None]).to(self.dtype)
-            predicted = predictor.generate(inputs_embeds=torch.cat((past_hidden, last_id_hidden), dim=1),
-                                           max_new_tokens=talker.config.num_code_groups - 1,
-                                           do_sample=subtalker_dosample, top_p=subtalker_top_p,
-                                           top_k=subtalker_top_k, temperature=subtalker_temperature,
-                                           output_hidden_states=True, return_dict_in_generate=True).sequences
-            codec_ids = torch.cat((token[:, None], predicted), dim=-1)
+            codec_ids, inputs = self.predict(past_hidden, token, lambda _step, row_logits: _sample(
+                row_logits, subtalker_dosample, subtalker_top_k, subtalker_top_p, subtalker_temperature))
             times.code_predictor_s += time.perf_counter() - started
             if self.frame_listener is not None:
                 self.frame_listener(codec_ids[0])
 
             started = time.perf_counter()
-            embeddings = predictor.get_input_embeddings()
-            codec_hiddens = torch.cat([last_id_hidden] + [embeddings[i](predicted[..., i:i + 1]).to(self.dtype)
-                                                          for i in range(talker.config.num_code_groups - 1)], dim=1)
-            inputs = codec_hiddens.sum(1, keepdim=True)
             inputs = inputs + (trailing[:, step].unsqueeze(1) if step < trailing.shape[1] else pad_embed)
             position = length + step - pads
             hidden = self._layers(inputs, position[:, None], cache, length + step, self._step_mask(mask, step))
-            logits = talker.codec_head(hidden)
-            past_hidden = hidden[:, -1:, :]
+            logits, past_hidden = self.head(hidden)
             recorded.append(((hidden,), codec_ids))
             times.talker_s += time.perf_counter() - started
             times.steps += 1
             step += 1
         return _Output(tokens, tuple(recorded))
 
+    # -- the pieces of a frame, shared with the continuous batcher (engine.batcher) ----------
+    def prefill(self, inputs_embeds: torch.Tensor, mask: torch.Tensor,
+                cache: "_KVCache") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The prompt through the talker: (last position's fp32 logits, its hidden, all hidden)."""
+        positions = (mask.long().cumsum(-1) - 1).masked_fill(~mask, 1)
+        hidden = self._layers(inputs_embeds.to(self.dtype), positions, cache, 0, self._prefill_mask(mask))
+        logits = self.talker.codec_head(hidden)  # every position, as upstream (same GEMM shape: same bits)
+        return logits[:, -1, :].to(copy=True, dtype=torch.float32), hidden[:, -1:, :], hidden
+
+    def head(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A step's (fp32 logits, hidden) from its last hidden state."""
+        logits = self.talker.codec_head(hidden)
+        return logits[:, -1, :].to(copy=True, dtype=torch.float32), hidden[:, -1:, :]
+
+    def predict(self, past_hidden: torch.Tensor, token: torch.Tensor,
+                sample: Callable[[int, torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The code predictor's 15 codes after ``token``: (the frame's 16 codes, the next
+        talker input before its text part)."""
+        talker = self.talker
+        predictor = talker.code_predictor
+        groups = talker.config.num_code_groups
+        last_id_hidden = talker.get_input_embeddings()(token[:, None]).to(self.dtype)
+        predicted = predictor.generate(inputs_embeds=torch.cat((past_hidden, last_id_hidden), dim=1),
+                                       max_new_tokens=groups - 1, sampler=sample,
+                                       output_hidden_states=True, return_dict_in_generate=True).sequences
+        codec_ids = torch.cat((token[:, None], predicted), dim=-1)
+        embeddings = predictor.get_input_embeddings()
+        codec_hiddens = torch.cat([last_id_hidden] + [embeddings[i](predicted[..., i:i + 1]).to(self.dtype)
+                                                      for i in range(groups - 1)], dim=1)
+        return codec_ids, codec_hiddens.sum(1, keepdim=True)
+
     def _layers(self, hidden: torch.Tensor, positions: torch.Tensor, cache: "_KVCache", start: int,
                 mask: torch.Tensor | None) -> torch.Tensor:
         """``Qwen3TTSTalkerModel.forward`` for new positions ``start..`` (last hidden, normed)."""
+        cache.reserve(start + hidden.shape[1])
+
+        def store_in(index: int) -> Any:
+            return lambda key, value: cache.store(index, start, key, value)
+
+        return self.layers(hidden, positions, lambda index: {"store": store_in(index), "mask": mask})
+
+    def layers(self, hidden: torch.Tensor, positions: torch.Tensor, attention_of: Callable[[int], dict]) -> torch.Tensor:
+        """The talker's layers and final norm; ``attention_of(layer index)`` gives the layer's
+        ``store`` and ``mask``, or its ``attend`` (``layers.decoder_layer``)."""
         model = self.talker.model
         # Text positions are the same in all three of the multimodal rotary's sections, so
         # upstream's section merge (apply_multimodal_rotary_pos_emb) yields the first
         # section's tables exactly; they are computed once per step, not once per layer.
         cos, sin = model.rotary_emb(hidden, positions[None].expand(3, -1, -1))
         cos, sin = cos[0].unsqueeze(1), signed_sin(sin[0]).unsqueeze(1)
-        cache.reserve(start + hidden.shape[1])
         for index, layer in enumerate(model.layers):
-            def store(key: torch.Tensor, value: torch.Tensor, index: int = index) -> tuple[torch.Tensor, torch.Tensor]:
-                return cache.store(index, start, key, value)
-
-            hidden = decoder_layer(layer, hidden, cos, sin, store, mask)
+            attention = attention_of(index)
+            hidden = decoder_layer(layer, hidden, cos, sin, attention.get("store"), attention.get("mask"),
+                                   attention.get("attend"))
         return model.norm(hidden)
 
     @staticmethod

@@ -12,8 +12,9 @@ versions.
   patch counts what it replaced and fails loudly when it finds nothing: a changed upstream
   shows as a dependency error naming the patch, not as a traceback or a silent slow path.
   The returned ``PatchReport`` is what ``qtts doctor`` prints.
-- ``wrap_talker_generate`` (the per-call guard) and ``generation_inputs`` (qwen_tts's
-  private tokenization helpers, for each model kind).
+- ``wrap_talker_generate`` (the per-call guard), ``generation_inputs`` (qwen_tts's
+  private tokenization helpers, for each model kind) and ``talker_inputs`` (upstream's
+  prompt building, stopped where it hands over to the talker: the continuous batcher).
 
 Why the import needs care: ``import qwen_tts`` imports its 25 Hz tokenizer code at module level, which
 imports ``torchaudio.compliance.kaldi`` (and ``sox``, ``onnxruntime``, ``einops``).  The 12 Hz
@@ -327,3 +328,37 @@ def generation_inputs(tts: Any, texts: list[str], generate_kwargs: dict[str, Any
     if speaker is not None:
         inputs["speakers"] = [speaker] * len(texts)
     return inputs
+
+
+class _Captured(Exception):
+    pass
+
+
+def talker_inputs(model: Any, generate: Callable[[], Any]) -> dict[str, Any]:
+    """The arguments upstream's ``Qwen3TTSForConditionalGeneration.generate`` hands the
+    talker's ``generate`` (the prompt embeddings, trailing text, generation settings), caught
+    at that call: ``generate()`` runs upstream's input building and stops there.  The
+    continuous batcher (``engine.batcher``) runs the talker itself from these.  The caller
+    holds the engine's lock (the talker's ``generate`` is swapped for the call)."""
+    talker = model.talker
+    captured: dict[str, Any] = {}
+
+    def capture(**kwargs: Any) -> Any:
+        captured.update(kwargs)
+        raise _Captured
+
+    installed = talker.__dict__.get("generate")
+    talker.generate = capture
+    try:
+        generate()
+    except _Captured:
+        pass
+    finally:
+        if installed is None:
+            del talker.generate
+        else:
+            talker.generate = installed
+    if not captured:
+        raise DependencyProblem("qwen_tts's generate did not call the talker's generate",
+                                hint="reinstall the pinned qwen-tts (qtts doctor)")
+    return captured

@@ -1,0 +1,316 @@
+"""Continuous batching: one generation loop per model, whose streams join and leave at frame
+boundaries.
+
+On a CPU a frame costs reading the weights: the talker's once and the code predictor's 15
+times.  ``FrameLoop`` reads them once per frame for every active stream (a chunk of some
+request).  A new stream is prefilled alone (its own prompt, its own KV cache) and joins at
+the next frame; a stream leaves when it ends (end of speech, its frame cap, its guard's
+timeout or cancellation) and its codes go back to the caller, who decodes them.
+
+Each frame: every stream samples its next first code from its own logits (its own
+processors, settings and random generator); the code predictor runs once for all streams;
+the talker's step runs once for all of them, except attention, which each stream does on
+its own cache (the streams have different lengths; no padding).  The modules, arithmetic
+and order are ``engine.talker.LeanTalker``'s, so a stream's codes do not depend on its
+neighbours where every per-frame matrix product is exact per row: qtts's int8 kernel sums
+integers exactly.  fp32 and bf16 matrix products are not (a row's bits depend on how many
+rows share the call), so on those paths each stream's frame is computed on its own, in turn:
+greedy codes are then identical to a stream generated alone (tested), at no batching gain.
+
+Fairness: a free place goes to the waiting stream whose request has the fewest streams
+running, then whose request got a place the longest ago (then the earliest), so a long
+book's chunks take turns with a one-line request.  The batch grows only while the memory pre-check says the KV caches fit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from qtts.engine.code_predictor import _sample
+from qtts.engine.layers import attend_cached
+from qtts.engine.talker import LeanTalker, _KVCache, _process
+
+log = logging.getLogger(__name__)
+
+HEADROOM_BYTES = 512 * 1024**2  # kept free beside the KV caches (the decoder's activations)
+
+
+@dataclass
+class StreamRequest:
+    """One chunk to generate: the talker's inputs as upstream builds them for this text
+    (``upstream.talker_inputs``), and who asked."""
+
+    inputs_embeds: torch.Tensor  # (1, L, H)
+    trailing_text_hidden: torch.Tensor  # (1, T, H)
+    tts_pad_embed: torch.Tensor  # (1, 1, H)
+    settings: dict[str, Any]  # the talker's generation arguments (max_new_tokens, sampling, eos …)
+    seed: int
+    owner: Any = None  # the request this chunk belongs to (fairness)
+    guard: Any = None  # a GenerationGuard: deadline, cancellation, progress
+
+
+class Stream:
+    """A submitted chunk: ``frames()`` yields its frames as they are made; ``result()`` waits
+    for its codes (frames x 16, up to its end) or raises its error."""
+
+    def __init__(self, request: StreamRequest, order: int, loop: "FrameLoop") -> None:
+        self.request = request
+        self.order = order
+        s = request.settings
+        self.max_new_tokens = int(s["max_new_tokens"])
+        self.min_new_tokens = int(s.get("min_new_tokens", 0))
+        self.eos = int(s["eos_token_id"])
+        self.suppress = torch.tensor(sorted(s.get("suppress_tokens") or []), dtype=torch.long)
+        self.generator = torch.Generator().manual_seed(int(request.seed))
+        self.length = int(request.inputs_embeds.shape[1])
+        self.cache_bytes = loop.cache_bytes(self.length + self.max_new_tokens + 1)
+        self.cache: _KVCache | None = None
+        self.logits: torch.Tensor | None = None
+        self.past_hidden: torch.Tensor | None = None
+        self.tokens: list[int] = []
+        self.codes: list[torch.Tensor] = []
+        self.step = 0
+        self.error: BaseException | None = None
+        self._new_frames: queue.Queue = queue.Queue()
+        self._done = threading.Event()
+
+    # -- the caller's side ------------------------------------------------------------------
+    def frames(self) -> Any:
+        """Each frame's 16 codes as it is made, until the stream ends (in the caller's thread)."""
+        while True:
+            item = self._new_frames.get()
+            if item is None:
+                return
+            yield item
+
+    def result(self) -> torch.Tensor:
+        self._done.wait()
+        if self.error is not None:
+            raise self.error
+        return torch.stack(self.codes) if self.codes else torch.zeros((0, 16), dtype=torch.long)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    # -- the loop's side ----------------------------------------------------------------------
+    def sample(self, scores: torch.Tensor, prefix: str = "") -> torch.Tensor:
+        """The talker's sampling (``prefix`` "subtalker_": the code predictor's), with this
+        stream's own random generator."""
+        s = self.request.settings
+        do_sample = s.get("subtalker_dosample" if prefix else "do_sample", True)
+        return _sample(scores, do_sample, s.get(prefix + "top_k", 50), s.get(prefix + "top_p", 1.0),
+                       s.get(prefix + "temperature", 1.0), self.generator)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.cache = None  # the memory goes back now, not when the caller collects the codes
+        self._done.set()
+        self._new_frames.put(None)
+
+    def add_frame(self, codes: torch.Tensor) -> None:
+        self.codes.append(codes)
+        self._new_frames.put(codes)
+
+
+class FrameLoop:
+    """The generation loop of one model (a daemon thread, started on first use)."""
+
+    def __init__(self, talker_loop: LeanTalker, max_batch: int, memory_limit_bytes: int = 0) -> None:
+        self.talker_loop = talker_loop
+        self.max_batch = max(1, max_batch)
+        self.memory_limit_bytes = memory_limit_bytes
+        self.batch_invariant = _batch_invariant(talker_loop.talker)
+        self._waiting: list[Stream] = []
+        self._active: list[Stream] = []
+        self._order = itertools.count()
+        self._admissions = itertools.count()
+        self._last_admitted: dict[int, int] = {}  # id(owner) -> when it last got a place
+        self._lock = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.frames_run = 0
+
+    def submit(self, request: StreamRequest) -> Stream:
+        stream = Stream(request, next(self._order), self)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the generation loop is closed")
+            self._waiting.append(stream)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="qtts-frame-loop", daemon=True)
+                self._thread.start()
+            self._lock.notify()
+        return stream
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"active": len(self._active), "waiting": len(self._waiting), "max_batch": self.max_batch}
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+
+    def cache_bytes(self, positions: int) -> int:
+        model = self.talker_loop.talker.model
+        attention = model.layers[0].self_attn
+        element = torch.empty((), dtype=self.talker_loop.dtype).element_size()
+        return 2 * len(model.layers) * model.config.num_key_value_heads * attention.head_dim * element * positions
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed and not self._waiting and not self._active:
+                    self._lock.wait()
+                if self._closed:
+                    for stream in self._waiting + self._active:
+                        stream.finish(RuntimeError("the generation loop was closed"))
+                    return
+                admitted = self._admit()
+            for stream in admitted:
+                self._prefill(stream)
+            active = [s for s in self._active if not s.done]
+            if active:
+                try:
+                    self._frame(active)
+                except Exception as exc:  # the whole batch's computation failed (e.g. memory)
+                    log.exception("a frame of %d streams failed", len(active))
+                    for stream in active:
+                        stream.finish(exc)
+            with self._lock:
+                self._active = [s for s in self._active if not s.done]
+
+    def _admit(self) -> list[Stream]:
+        """Move waiting streams into the batch: fairest first, while places and memory last.
+        Cancelled or timed-out waiting streams end here.  Called with the lock held."""
+        from qtts.engine import memory
+
+        for stream in list(self._waiting):
+            guard = stream.request.guard
+            if guard is not None and guard.should_stop():
+                self._waiting.remove(stream)
+                stream.finish()
+        admitted: list[Stream] = []
+        free = memory.available_bytes(self.memory_limit_bytes) - HEADROOM_BYTES
+        while self._waiting and len(self._active) < self.max_batch:
+            running: dict[int, int] = {}
+            for stream in self._active:
+                running[id(stream.request.owner)] = running.get(id(stream.request.owner), 0) + 1
+            stream = min(self._waiting, key=lambda s: (running.get(id(s.request.owner), 0),
+                                                       self._last_admitted.get(id(s.request.owner), -1), s.order))
+            if self._active and stream.cache_bytes > free:
+                break  # waits, in order, for a stream to leave
+            free -= stream.cache_bytes
+            self._last_admitted[id(stream.request.owner)] = next(self._admissions)
+            if len(self._last_admitted) > 4096:  # forget the oldest requests
+                for key in sorted(self._last_admitted, key=self._last_admitted.get)[:2048]:
+                    del self._last_admitted[key]
+            self._waiting.remove(stream)
+            self._active.append(stream)
+            admitted.append(stream)
+        return admitted
+
+    def _prefill(self, stream: Stream) -> None:
+        request = stream.request
+        try:
+            loop = self.talker_loop
+            stream.cache = _KVCache(loop.talker.model, 1, stream.length, stream.max_new_tokens, loop.dtype)
+            mask = torch.ones((1, stream.length), dtype=torch.bool)
+            with torch.inference_mode():
+                stream.logits, stream.past_hidden, _ = loop.prefill(request.inputs_embeds, mask, stream.cache)
+        except Exception as exc:  # this stream's input failed; the others go on
+            log.exception("prefill failed")
+            stream.finish(exc)
+
+    @torch.inference_mode()
+    def _frame(self, streams: list[Stream]) -> None:
+        """One frame for every active stream (each already has its next logits)."""
+        going: list[Stream] = []
+        tokens = []
+        for stream in streams:
+            history = torch.tensor([stream.tokens], dtype=torch.long).reshape(1, -1)
+            s = stream.request.settings
+            scores = _process(stream.logits, history, s.get("repetition_penalty", 1.0), stream.min_new_tokens,
+                              stream.eos, stream.suppress)
+            token = stream.sample(scores)
+            stream.tokens.append(int(token))
+            history = torch.tensor([stream.tokens], dtype=torch.long)
+            guard = stream.request.guard
+            stop = int(token) == stream.eos or len(stream.tokens) >= stream.max_new_tokens
+            if guard is not None and bool(guard(history, scores).any()):
+                stop = True
+            if stop:
+                stream.finish()
+            else:
+                going.append(stream)
+                tokens.append(token)
+        if not going:
+            return
+        groups = [going] if self.batch_invariant else [[s] for s in going]
+        at = 0
+        for group in groups:
+            self._advance(group, torch.cat(tokens[at:at + len(group)]))
+            at += len(group)
+        self.frames_run += 1
+
+    def _advance(self, streams: list[Stream], token: torch.Tensor) -> None:
+        """The code predictor and the talker's step for ``streams``, as one batch."""
+        loop = self.talker_loop
+
+        def sample(_step: int, logits: torch.Tensor) -> torch.Tensor:
+            return torch.cat([s.sample(logits[i:i + 1], "subtalker_") for i, s in enumerate(streams)])
+
+        past_hidden = torch.cat([s.past_hidden for s in streams])
+        codec_ids, inputs = loop.predict(past_hidden, token, sample)
+        texts = []
+        for i, stream in enumerate(streams):
+            stream.add_frame(codec_ids[i])
+            trailing = stream.request.trailing_text_hidden
+            text = (trailing[:, stream.step].unsqueeze(1) if stream.step < trailing.shape[1]
+                    else stream.request.tts_pad_embed)
+            texts.append(text.to(loop.dtype))
+        inputs = inputs + torch.cat(texts)
+        starts = [stream.length + stream.step for stream in streams]
+        positions = torch.tensor(starts, dtype=torch.long)[:, None]
+        for stream, start in zip(streams, starts):
+            stream.cache.reserve(start + 1)
+        layers = loop.talker.model.layers
+
+        def attention_of(index: int) -> dict:
+            attention = layers[index].self_attn
+
+            def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+                out = []
+                for i, (stream, start) in enumerate(zip(streams, starts)):
+                    keys, values = stream.cache.store(index, start, key[i:i + 1], value[i:i + 1])
+                    out.append(attend_cached(attention, query[i:i + 1], keys, values, None))
+                return torch.cat(out)
+
+            return {"attend": attend}
+
+        hidden = loop.layers(inputs, positions, attention_of)
+        logits, past_hidden = loop.head(hidden)
+        for i, stream in enumerate(streams):
+            stream.logits, stream.past_hidden = logits[i:i + 1], past_hidden[i:i + 1]
+            stream.step += 1
+
+
+def _batch_invariant(talker: torch.nn.Module) -> bool:
+    """Whether every matrix product of a frame is exact per row (qtts's int8 kernel), so
+    that rows computed together get the bits they would get alone."""
+    from qtts.engine.quant import Int8Linear
+
+    modules = [talker.model, talker.codec_head, talker.code_predictor]
+    linears = [m for part in modules for m in part.modules()
+               if isinstance(m, (torch.nn.Linear, Int8Linear)) or type(m).__name__.endswith("Linear")]
+    return bool(linears) and all(isinstance(m, Int8Linear) and m.kernel is not None for m in linears)

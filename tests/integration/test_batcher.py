@@ -1,0 +1,137 @@
+"""Continuous batching (engine.batcher) through real qwen_tts on the tiny checkpoint: streams
+that join and leave at different frames get the codes they get alone; cancellation, a
+failing stream and fairness."""
+
+import threading
+
+import pytest
+import torch
+
+from qtts.engine import generation
+from qtts.engine.batcher import FrameLoop, StreamRequest
+from qtts.engine.guard import GenerationGuard
+from qtts.settings import Settings
+
+TEXTS = ["Hello world.", "A second, longer sentence to speak now.", "Third."]
+CAPS = [9, 16, 12]  # max_new_tokens: the streams leave at different frames
+GREEDY = {"do_sample": False, "subtalker_dosample": False}
+
+
+def _engine(tiny_model, precision):
+    from qtts.engine.core import Engine
+
+    return Engine.load(Settings.resolve({"model_id": str(tiny_model), "precision": precision}, environ={}))
+
+
+@pytest.fixture(scope="module", params=["fp32", "int8"])
+def engine(request, tiny_model):
+    return _engine(tiny_model, request.param)
+
+
+def _prompt(engine):
+    from qtts import audio as audio_mod
+    from qtts.doctor import smoke_reference
+
+    reference = audio_mod.prepare_reference(smoke_reference(3.0), 30)
+    return engine.create_prompt(reference, "Hello there, this is a test.", False)
+
+
+def _alone(engine, prompt, text, cap, language="English"):
+    return generation.generate(engine._tts, [text], language, prompt, max_new_tokens=cap, **GREEDY)[0]
+
+
+def _request(engine, prompt, text, cap, seed=0, owner=None, guard=None):
+    captured = generation.talker_request(engine._tts, text, "English", prompt, max_new_tokens=cap, **GREEDY)
+    return StreamRequest(captured["inputs_embeds"], captured["trailing_text_hidden"], captured["tts_pad_embed"],
+                         captured, seed, owner, guard)
+
+
+def _take(stream, count):
+    frames = stream.frames()
+    for _ in range(count):
+        next(frames)
+
+
+def test_streams_joining_and_leaving_at_different_frames_get_their_codes_alone(engine):
+    prompt = _prompt(engine)
+    alone = [_alone(engine, prompt, text, cap) for text, cap in zip(TEXTS, CAPS)]
+    assert all(len(codes) >= 3 for codes in alone)
+    loop = FrameLoop(engine.talker_loop, max_batch=8)
+    if engine.settings.precision == "int8":
+        from qtts.engine import kernels
+
+        assert loop.batch_invariant == (kernels.load() is not None)  # batched rows where they are exact
+    first = loop.submit(_request(engine, prompt, TEXTS[0], CAPS[0]))
+    _take(first, 2)  # the second joins at frame 3, the third at frame 5 of the first
+    second = loop.submit(_request(engine, prompt, TEXTS[1], CAPS[1]))
+    _take(second, 2)
+    third = loop.submit(_request(engine, prompt, TEXTS[2], CAPS[2]))
+    got = [first.result(), second.result(), third.result()]
+    for ours, expected in zip(got, alone):
+        assert torch.equal(ours, expected)
+    assert loop.frames_run < sum(len(c) for c in alone)  # frames were shared
+    loop.close()
+
+
+def test_a_cancelled_stream_leaves_at_the_next_frame_and_a_failing_one_fails_alone(engine):
+    prompt = _prompt(engine)
+    expected = _alone(engine, prompt, TEXTS[1], CAPS[1])
+    loop = FrameLoop(engine.talker_loop, max_batch=8)
+    stop = threading.Event()
+    guard = GenerationGuard(should_cancel=stop.is_set)
+    doomed = loop.submit(_request(engine, prompt, TEXTS[0], 200, guard=guard))
+    broken = _request(engine, prompt, TEXTS[2], CAPS[2])
+    broken.inputs_embeds = broken.inputs_embeds[..., :7]  # the wrong width: its prefill fails
+    failing = loop.submit(broken)
+    healthy = loop.submit(_request(engine, prompt, TEXTS[1], CAPS[1]))
+    _take(doomed, 3)
+    stop.set()
+    cancelled = doomed.result()
+    assert guard.cancelled and 3 <= len(cancelled) <= 5
+    with pytest.raises(RuntimeError):
+        failing.result()
+    assert torch.equal(healthy.result(), expected)
+    loop.close()
+
+
+def test_a_long_request_does_not_starve_a_short_one(tiny_model):
+    engine = _engine(tiny_model, "int8")
+    prompt = _prompt(engine)
+    loop = FrameLoop(engine.talker_loop, max_batch=1)
+    book, line = object(), object()
+    finished = []
+    chapters = [loop.submit(_request(engine, prompt, TEXTS[0], 6, owner=book)) for _ in range(3)]
+    short = loop.submit(_request(engine, prompt, TEXTS[2], 6, owner=line))
+    for stream, name in [(chapters[0], "c1"), (chapters[1], "c2"), (chapters[2], "c3"), (short, "line")]:
+        threading.Thread(target=lambda s=stream, n=name: (s.result(), finished.append(n))).start()
+    for stream in chapters + [short]:
+        stream.result()
+    # One place: the first chapter runs; then the line (its request has none running) before
+    # the book's other chapters.
+    assert finished.index("line") <= 1
+    loop.close()
+
+
+def test_concurrent_requests_through_the_engine_match_sequential_ones(tiny_model):
+    from qtts.engine.core import SynthesisOptions
+
+    engine = _engine(tiny_model, "int8")
+    prompt = _prompt(engine)
+    options = SynthesisOptions(language="English", seed=1, max_frames=10, do_sample=False, retry_runaway=False)
+    texts = ["One request here.", "Another request. With two sentences.", "A third."]
+    engine.enable_batching(max_batch=4)
+    sequential = [engine.synthesize(text, prompt, options).audio.samples for text in texts]
+    results = [None] * len(texts)
+
+    def run(index):
+        results[index] = engine.synthesize(texts[index], prompt, options).audio.samples
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(texts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for ours, expected in zip(results, sequential):
+        assert ours is not None and (ours == expected).all()
+    streamed = list(engine.stream(texts[0], prompt, options))
+    assert sum(len(piece) for piece in streamed) == len(sequential[0])
