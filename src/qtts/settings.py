@@ -64,6 +64,9 @@ class Settings:
     # Chunks of one request generated together: 1.7B int8 throughput RTF 2.44 at 4 vs 5.46 at 1
     # (qtts bench), for ~2 GB more peak memory.  Streaming always generates one chunk at a time.
     batch_size: int = 4
+    # A server's or worker's continuous batching: at most this many chunks (of any requests)
+    # generated together, and as many jobs run at once (engine.batcher; qtts bench --concurrency).
+    max_batch: int = 8
     max_text_chars: int = 20_000
     max_reference_s: float = 30.0
     language: str = "Auto"
@@ -150,6 +153,8 @@ class Settings:
                            hint=f"choose one of {', '.join(ATTENTION)}")
         if self.split_max_chars < 20:
             raise BadInput("split_max_chars must be at least 20", hint="the CPU default is 200")
+        if self.max_batch < 1:
+            raise BadInput("max_batch must be at least 1", hint="QTTS_MAX_BATCH=1 generates one chunk at a time")
         if self.job_max_attempts < 1:
             raise BadInput("job_max_attempts must be at least 1", hint="the default is 3")
         self.job_retention_s  # noqa: B018 (validates the duration)

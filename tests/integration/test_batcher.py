@@ -135,3 +135,30 @@ def test_concurrent_requests_through_the_engine_match_sequential_ones(tiny_model
         assert ours is not None and (ours == expected).all()
     streamed = list(engine.stream(texts[0], prompt, options))
     assert sum(len(piece) for piece in streamed) == len(sequential[0])
+
+
+def test_jobs_run_together_and_one_can_be_cancelled_mid_run(service_url, library_voice):
+    import httpx
+
+    from tests.integration.servers import wait_until
+
+    long_text = " ".join(f"Sentence number {i} of this job." for i in range(6))
+    ids = [httpx.post(f"{service_url}/v1/jobs", json={"input": long_text, "voice": library_voice, "seed": i,
+                                                      "split_max_chars": 40, "max_frames": 30}).json()["id"]
+           for i in range(3)]
+    seen = []
+
+    def together():
+        seen.append(httpx.get(f"{service_url}/v1/batch").json()["active"])
+        return max(seen) >= 2
+    wait_until(together, timeout=60, interval=0.05, what="two jobs' chunks in one batch")
+    victim = ids[1]
+    wait_until(lambda: httpx.get(f"{service_url}/v1/jobs/{victim}").json()["status"] == "running", timeout=60,
+               what="the job to run")
+    assert httpx.delete(f"{service_url}/v1/jobs/{victim}").status_code == 200
+
+    def final(job_id):
+        job = httpx.get(f"{service_url}/v1/jobs/{job_id}").json()
+        return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+    outcomes = {job_id: wait_until(lambda j=job_id: final(j), timeout=120, what=job_id)["status"] for job_id in ids}
+    assert outcomes == {ids[0]: "succeeded", victim: "cancelled", ids[2]: "succeeded"}

@@ -41,3 +41,17 @@ def test_bench_runs_the_other_model_kinds(tiny_custom_model, tiny_design_model, 
         report = runs[preset]
         assert [(p["path"], p["precision"]) for p in report["paths"]] == [("upstream", "fp32"), ("qtts", "int4")]
         assert all(row["rtf"] > 0 and row["frames"] > 0 for row in report["paths"])
+
+
+def test_concurrency_bench_serves_levels_and_writes_json(tiny_model, tmp_path):
+    result = run("bench", "--concurrency", "1,3", "--checkpoint-dir", str(tiny_model), "--frames", "5",
+                 "--json", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(next(tmp_path.glob("*.json")).read_text())["runs"]["1.7b concurrency"]
+    levels = {row["concurrency"]: row for row in report["levels"]}
+    assert set(levels) == {1, 3}
+    assert levels[1]["largest_batch_seen"] <= 1 and levels[1]["requests"] == levels[3]["requests"] == 3
+    for row in levels.values():
+        assert row["aggregate_rtf"] > 0 and row["audio_s"] > 0 and row["peak_rss_gb"] > 0
+        assert 0 < row["first_audio_s"]["median"] <= row["first_audio_s"]["worst"] <= row["total_s"]["worst"]
+    assert report["speedup_over_one_at_a_time"] > 0 and "aggregate RTF" in result.stdout

@@ -175,4 +175,5 @@ def test_web_page_speaker_picker_and_instruction_box(browser, kinds_url, tiny_cu
     page.click("#submit")
     page.wait_for_function("document.getElementById('status').textContent.startsWith('Queued job_')")
     page.wait_for_selector("#jobs .job-status:text('succeeded')", timeout=60_000)
+    page.wait_for_function("document.getElementById('batch').textContent.includes('generating')")
     assert not errors

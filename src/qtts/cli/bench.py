@@ -26,12 +26,16 @@ from qtts.cli.options import info, settings_from
               help="Where the random checkpoint lives (default <home>/bench/<model>).")
 @click.option("--eager-baseline/--no-eager-baseline", default=True,
               help="Also measure upstream with eager attention (the planning document's configuration).")
+@click.option("--concurrency", default=None, metavar="N,N,...",
+              help="Instead: start the real server and send this many concurrent speech requests per level "
+              "(e.g. 1,4,8; level 1 sends the same requests one at a time).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Also write the results as JSON: to this file, or into DIR/<machine>.json under the model's "
               "name when it is a directory (e.g. docs/bench).")
 @click.pass_context
 def bench(ctx: click.Context, preset: str, threads: int, frames: int, precision: str, decoder_precision: str,
-          batch: int, fidelity: bool, checkpoint_dir: Path | None, eager_baseline: bool, json_path: Path | None) -> None:
+          batch: int, fidelity: bool, checkpoint_dir: Path | None, eager_baseline: bool, concurrency: str | None,
+          json_path: Path | None) -> None:
     """Benchmark upstream (fp32, as loaded by default) against qtts's fast path; print a table
     with this machine's floors (read bandwidth, GEMM rate) measured in the same run."""
     from qtts.bench.machine import slug
@@ -39,17 +43,38 @@ def bench(ctx: click.Context, preset: str, threads: int, frames: int, precision:
 
     settings = settings_from(ctx)
     directory = checkpoint_dir or settings.home / "bench" / preset
-    report = run_bench(preset, directory, threads, frames, precision, batch, fidelity, info, decoder_precision,
-                       eager_baseline)
-    click.echo(format_table(report))
+    key = preset
+    if concurrency is not None:
+        from qtts.bench.concurrency import format_levels, run_concurrency
+
+        levels = _levels(concurrency)
+        report = run_concurrency(preset, directory, threads, frames, levels, info)
+        click.echo(format_levels(report))
+        key = f"{preset} concurrency"
+    else:
+        report = run_bench(preset, directory, threads, frames, precision, batch, fidelity, info, decoder_precision,
+                           eager_baseline)
+        click.echo(format_table(report))
     if json_path is not None:
         if json_path.is_dir():
             json_path = json_path / f"{slug(report['machine'])}.json"
             existing = json.loads(json_path.read_text(encoding="utf-8")) if json_path.is_file() else {}
             existing.setdefault("machine", report["machine"])
-            existing.setdefault("runs", {})[preset] = report
+            existing.setdefault("runs", {})[key] = report
             payload = existing
         else:
             payload = report
         json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         info(f"wrote {json_path}")
+
+
+def _levels(text: str) -> list[int]:
+    from qtts.errors import BadInput
+
+    try:
+        levels = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        levels = []
+    if not levels or levels[0] < 1 or levels[-1] > 64:
+        raise BadInput(f"--concurrency {text!r} is not a list of request counts", hint="e.g. --concurrency 1,4,8")
+    return levels

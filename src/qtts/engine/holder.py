@@ -1,4 +1,5 @@
-"""The models a server or worker process serves: loaded once each, and say which are ready.
+"""The models a server or worker process serves: loaded once each (each with its continuous-
+batching loop, ``engine.batcher``), and say which are ready.
 
 The first model (``settings.model_id``) is the default: it starts loading with the process,
 and until it is loaded ``get()`` raises ``NotReady`` (GET /ready says when).  The others
@@ -49,6 +50,7 @@ class Engines:
         self._lock = threading.Lock()
         self._resolved: dict[str, ResolvedModel] = {}
         if engine is not None:
+            engine.enable_batching(settings.max_batch)
             slot = self._slots[self.default]
             slot.engine = engine
             slot.loaded.set()
@@ -103,8 +105,10 @@ class Engines:
                            for e in self.loaded())
                 settings = settings.replace(memory_limit_bytes=max(1, settings.memory_limit_bytes - used))
         try:
-            slot.engine = Engine.load(settings, model_id)
-            log.info("model %s loaded in %.1f s", model_id, slot.engine.load_seconds)
+            engine = Engine.load(settings, model_id)
+            engine.enable_batching(settings.max_batch)  # concurrent requests share each frame
+            slot.engine = engine
+            log.info("model %s loaded in %.1f s", model_id, engine.load_seconds)
         except MemoryShortage as exc:
             log.error("model %s does not fit: %s", model_id, exc.message)
             slot.error = exc if model_id == self.default else NoRoomForModel(
@@ -128,6 +132,10 @@ class Engines:
     def error(self) -> QttsError | None:
         """The default model's load error, if it failed."""
         return self._slots[self.default].error
+
+    def batch_stats(self) -> dict[str, dict[str, int]]:
+        """Each loaded model's continuous batch: streams generating, waiting, the cap."""
+        return {e.model.model_id: e.frame_loop.stats() for e in self.loaded() if e.frame_loop is not None}
 
     def loaded(self) -> list["Engine"]:
         return [slot.engine for slot in self._slots.values() if slot.engine is not None]

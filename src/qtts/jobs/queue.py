@@ -146,12 +146,16 @@ class JobQueue:
         return [job.id for job in removed]
 
     def work(self, handler: Callable[[str], None], stop: threading.Event, poll_s: float = 0.2,
-             recover_every_s: float = 5.0) -> None:
+             recover_every_s: float = 5.0, slots: threading.Semaphore | None = None) -> None:
         """Run jobs until ``stop`` is set: our own loop around ``huey.dequeue``/``execute``
-        (Huey's consumer installs signal handlers, which only work in the main thread)."""
+        (Huey's consumer installs signal handlers, which only work in the main thread).
+        With ``slots``, a message is taken only when a slot is free (the handler's job
+        releases it): a busy worker leaves queued jobs to the others."""
         self._handler = handler
         next_recovery = next_prune = 0.0
         while not stop.is_set():
+            if slots is not None and not slots.acquire(timeout=poll_s):
+                continue
             if time.monotonic() >= next_recovery:
                 try:
                     self.recover()
@@ -168,9 +172,16 @@ class JobQueue:
                 task = self.huey.dequeue()
             except Exception:
                 log.exception("dequeue failed")
+                task = None
                 stop.wait(1.0)
-                continue
             if task is None:
+                if slots is not None:
+                    slots.release()
                 stop.wait(poll_s)
                 continue
-            self.huey.execute(task)
+            try:
+                self.huey.execute(task)
+            except BaseException:
+                if slots is not None:  # the handler never ran: its slot is still taken
+                    slots.release()
+                raise

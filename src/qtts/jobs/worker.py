@@ -38,7 +38,23 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
 
     def run(self, stop: threading.Event) -> None:
-        self.queue.work(self.process, stop)
+        """Run jobs until ``stop`` is set: up to ``max_batch`` at once (their chunks share the
+        model's continuous batch), the current ones finished before returning."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        places = max(1, self.settings.max_batch)
+        slots = threading.Semaphore(places)
+        with ThreadPoolExecutor(places, thread_name_prefix="qtts-job") as pool:
+            def start(job_id: str) -> None:
+                def run_and_free() -> None:
+                    try:
+                        self.process(job_id)
+                    finally:
+                        slots.release()
+
+                pool.submit(run_and_free)
+
+            self.queue.work(start, stop, slots=slots)
 
     def process(self, job_id: str) -> None:
         lease = self.settings.job_lease_s

@@ -112,6 +112,13 @@ def create_app(settings: Settings, engine: "Engine | Engines | None" = None,
             body["error"] = error.to_dict()
         return JSONResponse(body, status_code=503)
 
+    @app.get("/v1/batch")
+    def batch(request: Request) -> dict[str, Any]:
+        """The continuous batch of each loaded model: chunks generating, waiting, the cap."""
+        models = state_of(request).engines.batch_stats()
+        return {"models": models, "active": sum(m["active"] for m in models.values()),
+                "waiting": sum(m["waiting"] for m in models.values())}
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
         return resources.files("qtts.server").joinpath("static/index.html").read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ class VoiceRef(BaseModel):
 
 
 class SpeechBody(BaseModel):
-    """POST /v1/audio/speech, as OpenAI's, plus qtts extensions (language, seed)."""
+    """POST /v1/audio/speech, as OpenAI's, plus qtts extensions (language, seed, max_frames)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -33,6 +33,7 @@ class SpeechBody(BaseModel):
     stream_format: Literal["audio", "sse"] = "audio"
     language: str | None = None  # None: the server's setting
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    max_frames: int | None = Field(default=None, ge=2, le=8192)  # per chunk (12.5 frames = 1 s)
 
     @field_validator("response_format")
     @classmethod
@@ -102,7 +103,8 @@ def speech_request(body: SpeechBody, settings: Any, model: ResolvedModel) -> tup
             warnings.append(f"voice is ignored: {model.kind} models take the voice from the instructions")
         voice = VoiceSource()
     request = build_request(settings, body.input, voice, language=body.language, output_format=body.response_format,
-                            seed=body.seed, sentence_chunks=True, instruct=instruct, model_id=model.model_id)
+                            seed=body.seed, sentence_chunks=True, instruct=instruct, model_id=model.model_id,
+                            max_frames=body.max_frames)
     return request, warnings
 
 
