@@ -1,6 +1,5 @@
 """The web page in headless Chromium (Debian's chromium, driven by Playwright)."""
 
-import pytest
 
 
 def test_type_synthesize_play_and_queue(browser, service_url, library_voice):

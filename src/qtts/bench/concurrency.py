@@ -7,7 +7,8 @@ odd ones long (three sentences, one chunk each).  Random weights rarely end a ch
 every chunk is capped at ``frames`` frames and every level generates the same audio.  At
 level 1 the same requests go one at a time.  Per level it reports the aggregate RTF (the
 level's wall time over all its audio seconds), each request's time to first audio and total
-time (median and worst), and the server's peak RSS so far.
+time (median and worst), and the server's peak RSS so far; then the first audio of a short
+request sent while a long one is speaking, against the short requests' alone.
 """
 
 from __future__ import annotations
@@ -46,14 +47,40 @@ def run_concurrency(preset: str, checkpoint_dir: Path, threads: int, frames: int
             count = max(levels)
             say(f"{count} requests, {level} at a time ({frames} frames per chunk) ...")
             rows.append(_level(url, pid, level, count, frames))
-        httpx.get(f"{url}/health")
+        say("a short request arriving during a long one ...")
+        during = _short_during_long(url, frames)
     report: dict[str, Any] = {"model": preset, "checkpoint": str(model_dir), "threads": threads, "frames": frames,
                               "machine": {**machine.describe(), **limits}, "levels": rows}
     one, most = rows[0], rows[-1]
     report["speedup_over_one_at_a_time"] = round(one["aggregate_rtf"] / most["aggregate_rtf"], 2)
     alone = one["short_first_audio_s"]["median"]
     report["short_first_audio_vs_alone"] = round(most["short_first_audio_s"]["worst"] / alone, 2) if alone else None
+    report["short_during_long_first_audio_s"] = during
+    report["short_during_long_vs_alone"] = round(during / alone, 2) if alone else None
     return report
+
+
+def _short_during_long(url: str, frames: int) -> float:
+    """The first-audio time of a short request sent once a long one is speaking."""
+    import httpx
+
+    speaking = threading.Event()
+
+    def long_request() -> None:
+        body = {"model": "tts-1", "voice": "bench", "input": LONG, "response_format": "pcm", "seed": 99,
+                "max_frames": frames}
+        with httpx.stream("POST", f"{url}/v1/audio/speech", json=body, timeout=3600) as response:
+            for part in response.iter_bytes():
+                if part:
+                    speaking.set()
+        speaking.set()
+
+    thread = threading.Thread(target=long_request)
+    thread.start()
+    speaking.wait()
+    short = _speak(url, SHORT, frames, seed=98)["first_audio_s"]
+    thread.join()
+    return short
 
 
 def _level(url: str, pid: int, level: int, count: int, frames: int) -> dict[str, Any]:
@@ -170,8 +197,12 @@ class _server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"qtts serve exited: {self.process.stderr.read().decode()[-2000:]}")
             try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                ready = httpx.get(f"{url}/ready", timeout=2)
+                if ready.status_code == 200:
                     return url, self.process.pid
+                if ready.json().get("status") == "failed":
+                    self.__exit__()
+                    raise RuntimeError(f"qtts serve failed to load the model: {ready.json().get('error')}")
             except httpx.TransportError:
                 pass
             time.sleep(1)
@@ -206,5 +237,7 @@ def format_levels(report: dict[str, Any]) -> str:
                      f"{row['total_s']['median']} / {row['total_s']['worst']} | {row['largest_batch_seen']} | "
                      f"{row['peak_rss_gb']}")
     lines.append(f"throughput at the highest level vs one at a time: {report['speedup_over_one_at_a_time']}x; "
-                 f"worst short-request first audio vs alone: {report['short_first_audio_vs_alone']}x")
+                 f"worst short-request first audio at the highest level vs alone: {report['short_first_audio_vs_alone']}x; "
+                 f"a short request arriving during a long one: first audio {report['short_during_long_first_audio_s']} s, "
+                 f"{report['short_during_long_vs_alone']}x alone")
     return "\n".join(lines)

@@ -59,7 +59,7 @@ def fidelity(model_dir: str, frames: int, threads: int, precisions: list[str], s
     }
     fp32_logits = recorder.logits(reference.model.talker)
     fp32_wave = generation.decode(reference, [upstream_codes], prompt)[0]
-    del reference
+    reference = None  # free fp32 memory before the other paths load
 
     for precision in precisions:
         model = qwen_tts.Qwen3TTSModel.from_pretrained(model_dir, device_map="cpu", dtype=torch.bfloat16,

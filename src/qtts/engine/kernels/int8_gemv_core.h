@@ -162,21 +162,25 @@ inline int64_t hsum_epi32(__m256i v) {
 }
 
 // R output rows x MB activation rows; the weight block (R * k bytes) stays in L1 while
-// the activation rows pass, so the weights are read from memory once per call.
+// the activation rows pass, so the weights are read from memory once per call.  The R rows
+// lie in one packed block of 8: their bytes for each step of 16 inputs are at a running
+// pointer, 128 bytes further each step (no address arithmetic in the inner loop).
 template <int R, int MB>
 inline void block(const Problem& p, int64_t n0, int64_t m0) {
   int64_t dot[MB][R] = {};
+  const int16_t* xrow[MB];
+  for (int mb = 0; mb < MB; ++mb) xrow[mb] = p.q + (m0 + mb) * p.k;
   for (int64_t k0 = 0; k0 < p.k; k0 += kFlushK) {
     const int64_t k1 = k0 + kFlushK < p.k ? k0 + kFlushK : p.k;
     __m256i acc[MB][R];
     for (int mb = 0; mb < MB; ++mb)
       for (int r = 0; r < R; ++r) acc[mb][r] = _mm256_setzero_si256();
-    for (int64_t i = k0; i < k1; i += 16) {
+    const int8_t* wp = weight_at(p, n0, k0);
+    for (int64_t i = k0; i < k1; i += 16, wp += kRowBlock * kPackWidth) {
       __m256i xv[MB];
-      for (int mb = 0; mb < MB; ++mb)
-        xv[mb] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.q + (m0 + mb) * p.k + i));
+      for (int mb = 0; mb < MB; ++mb) xv[mb] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[mb] + i));
       for (int r = 0; r < R; ++r) {
-        const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(weight_at(p, n0 + r, i))));
+        const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + r * kPackWidth)));
         for (int mb = 0; mb < MB; ++mb) acc[mb][r] = _mm256_add_epi32(acc[mb][r], _mm256_madd_epi16(wv, xv[mb]));
       }
     }
@@ -276,9 +280,11 @@ inline void rows_block(const Problem& p, int64_t n0) {
 
 }  // namespace detail
 
-// Output rows [n0, n1) of every activation row; callers split n over threads.
+// Output rows [n0, n1) of every activation row; callers split n over threads.  Groups of
+// rows never straddle two packed blocks of 8 (rows before the first block start go singly).
 inline void compute(const Problem& p, int64_t n0, int64_t n1) {
   int64_t n = n0;
+  for (; n < n1 && n % kRowBlock != 0; ++n) detail::rows_block<1>(p, n);
   for (; n + kRowBlock <= n1; n += kRowBlock) detail::rows_block<kRowBlock>(p, n);
   for (; n < n1; ++n) detail::rows_block<1>(p, n);
 }
