@@ -46,15 +46,21 @@ def test_uncached_repo_id_names_the_pull_command_and_the_fallback(voice, tmp_pat
     assert "Qwen/Qwen3-TTS-12Hz-0.6B-Base" in result.stderr
 
 
-def test_custom_voice_model_is_refused_for_cloning(voice, tiny_model, tmp_path):
-    custom = tmp_path / "custom"
-    shutil.copytree(tiny_model, custom)
-    config = json.loads((custom / "config.json").read_text())
-    config["tts_model_type"] = "custom_voice"
-    (custom / "config.json").write_text(json.dumps(config))
-    result = _speak(tmp_path, "--model-id", str(custom))
+def test_custom_voice_model_is_refused_for_cloning(voice, tiny_custom_model, tmp_path):
+    result = _speak(tmp_path, "--model-id", str(tiny_custom_model))
+    assert result.exit_code == 2
+    assert "CustomVoice model; cloning a voice" in result.stderr and "--model-id 1.7b" in result.stderr
+
+
+def test_a_model_of_an_unknown_kind_is_a_model_error(voice, tiny_model, tmp_path):
+    odd = tmp_path / "odd"
+    shutil.copytree(tiny_model, odd)
+    config = json.loads((odd / "config.json").read_text())
+    config["tts_model_type"] = "music"
+    (odd / "config.json").write_text(json.dumps(config))
+    result = _speak(tmp_path, "--model-id", str(odd))
     assert result.exit_code == 3
-    assert "custom_voice model; voice cloning needs a Base model" in result.stderr
+    assert "unknown kind (tts_model_type='music')" in result.stderr
 
 
 def test_corrupt_weights_are_a_model_error(voice, tiny_model, tmp_path):
