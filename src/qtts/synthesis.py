@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from qtts import audio as audio_mod
 from qtts.errors import BadInput, TooLarge
 from qtts.files import write_atomic
-from qtts.hub import ResolvedModel, check_language, resolve_model
+from qtts.hub import CUSTOM_VOICE, ResolvedModel, check_language, resolve_model
 from qtts.model_kinds import check_fits
 from qtts.settings import MAX_SEED, Settings
 from qtts.text import is_speakable, normalize_text
@@ -85,6 +85,15 @@ def build_request(settings: Settings, text: str, voice: VoiceSource, **given: An
     from_settings = {"language": settings.language, "split_max_chars": settings.split_max_chars,
                      "timeout_s": settings.timeout_s, "batch_size": settings.batch_size}
     return SpeakRequest(text=text, voice=voice, **{**from_settings, **{k: v for k, v in given.items() if v is not None}})
+
+
+def voice_source(voice: str | None, model: ResolvedModel) -> VoiceSource:
+    """A voice named by one string (an HTTP ``voice`` field, a batch line's ``voice``) as the
+    model reads it: a preset speaker on CustomVoice models, a library voice otherwise (which a
+    VoiceDesign model then refuses: its voice is the instruction)."""
+    if model.tts_model_type == CUSTOM_VOICE:
+        return VoiceSource(speaker=voice)
+    return VoiceSource(voice_id=voice)
 
 
 def model_of(settings: Settings, request: SpeakRequest) -> str:

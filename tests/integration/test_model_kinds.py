@@ -182,3 +182,17 @@ def test_doctor_shows_the_kind_and_smoke_tests_it(kind, tiny_custom_model, tiny_
     model = next(c for c in report["checks"] if c["name"] == "model")
     assert f"({kind}" in model["detail"]
     assert report["smoke"]["audio_seconds"] > 0
+
+
+def test_batch_lines_name_preset_speakers_on_a_custom_voice_model(tiny_custom_model, tmp_path):
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text('{"id": "a", "text": "Hello there.", "voice": "ryan"}\n'
+                     '{"id": "b", "text": "And again.", "voice": "sohee"}\n'
+                     '{"id": "c", "text": "Nobody.", "voice": "alloy"}\n')
+    result = run("batch", "--input", str(lines), "--out-dir", str(tmp_path / "out"), "--model-id", str(tiny_custom_model),
+                 "--max-frames", "6", "--seed", "1")
+    assert result.exit_code == 1  # one line names no speaker of this model
+    assert (tmp_path / "out" / "a.wav").is_file() and (tmp_path / "out" / "b.wav").is_file()
+    records = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    failed = [r for r in records if r.get("status") != "ok"]
+    assert [r["id"] for r in failed] == ["c"] and "no speaker 'alloy'" in json.dumps(failed)

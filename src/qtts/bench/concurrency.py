@@ -32,8 +32,6 @@ VOICE_TEXT = "This is a short reference recording for the benchmark."
 
 def run_concurrency(preset: str, checkpoint_dir: Path, threads: int, frames: int, levels: list[int],
                     say: Callable[[str], None]) -> dict[str, Any]:
-    import httpx
-
     from qtts.bench import machine
     from qtts.bench.runner import ensure_checkpoint, run_in_subprocess
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,9 @@ from qtts.cli.options import (
     with_settings,
 )
 from qtts.settings import Settings
+
+if TYPE_CHECKING:
+    from qtts.hub import ResolvedModel
 
 
 @click.command()
@@ -46,15 +49,29 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
 
     from qtts import audio as audio_mod
     from qtts.batch import BatchItem, read_items, run_batch
-    from qtts.synthesis import SpeakRequest, VoiceSource, build_request, synthesize_request, validate_request
+    from qtts.synthesis import (
+        SpeakRequest,
+        VoiceSource,
+        build_request,
+        synthesize_request,
+        validate_request,
+        voice_source,
+    )
     from qtts.voices import VoiceLibrary
 
     audio_mod.check_format(fmt)
     items = list(read_items(input_path))
     library = VoiceLibrary(settings.voices_dir)
 
-    def request_for(item: BatchItem) -> SpeakRequest:
-        voice = VoiceSource(speaker=item.voice or speaker) if speaker else VoiceSource(voice_id=item.voice or voice_id)
+    def request_for(item: BatchItem, model: "ResolvedModel | None" = None) -> SpeakRequest:
+        """A line's ``voice`` is read as the model reads it (a preset speaker on CustomVoice);
+        through the queue, the server does that."""
+        if speaker:
+            voice = VoiceSource(speaker=item.voice or speaker)
+        elif model is not None:
+            voice = voice_source(item.voice or voice_id, model)
+        else:
+            voice = VoiceSource(voice_id=item.voice or voice_id)
         return build_request(settings, item.text, voice, instruct=instruct,
                              language=item.language or language, output_format=item.format or fmt, seed=seed,
                              max_frames=max_frames)
@@ -64,12 +81,15 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
     else:
         from qtts.engine.core import Engine
 
-        engine: list[Any] = []
-
         from qtts.hub import resolve_model
 
+        engine: list[Any] = []
+        model: list[Any] = []
+
         def synthesize(item: BatchItem) -> tuple[bytes, dict]:
-            request = validate_request(settings, library, request_for(item), resolve_model(settings.model_id))
+            if not model:  # the model's config, read once
+                model.append(resolve_model(settings.model_id))
+            request = validate_request(settings, library, request_for(item, model[0]), model[0])
             if not engine:  # load on the first valid item, not for a file of bad lines
                 info(f"loading {settings.model_id} ...")
                 engine.append(Engine.load(settings))

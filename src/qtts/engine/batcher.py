@@ -35,10 +35,12 @@ import torch
 
 from qtts.engine.code_predictor import _sample
 from qtts.engine.layers import attend_cached
+from qtts.engine.quant import MANY_ROWS
 from qtts.engine.talker import LeanTalker, _KVCache, _process
 
 log = logging.getLogger(__name__)
 
+EXACT_ROWS = MANY_ROWS - 1  # rows per batched call that stay on the int8 kernel
 HEADROOM_BYTES = 512 * 1024**2  # kept free beside the KV caches (the decoder's activations)
 
 
@@ -255,7 +257,10 @@ class FrameLoop:
                 tokens.append(token)
         if not going:
             return
-        groups = [going] if self.batch_invariant else [[s] for s in going]
+        # Rows go together only where each row's bits are its own: through the int8 kernel,
+        # and below the row count from which Int8Linear switches to a bf16 GEMM.
+        size = EXACT_ROWS if self.batch_invariant else 1
+        groups = [going[i:i + size] for i in range(0, len(going), size)]
         at = 0
         for group in groups:
             self._advance(group, torch.cat(tokens[at:at + len(group)]))

@@ -168,22 +168,19 @@ class Engine:
         """A CustomVoice model's preset speakers (empty for the other kinds)."""
         return self.model.speakers
 
-    def check_voice(self, voice: Voice) -> Voice:
-        """Refuse a voice this model cannot speak with (``model_kinds``); return it with
-        the speaker's name as the model spells it."""
+    def check_voice(self, voice: Voice) -> None:
+        """Refuse a voice this model cannot speak with (``model_kinds``)."""
         if isinstance(voice, VoicePrompt):
             check_fits(self.model, cloned=True, speaker=None, instruct=None)
             if voice.family != self.family:
                 raise BadInput(f"this voice prompt was made for models of family {voice.family}, not {self.family}",
                                hint="re-derive it from the reference audio (the voice library does this itself)")
-            return voice
-        if isinstance(voice, SpeakerVoice):
-            name = check_fits(self.model, cloned=False, speaker=voice.speaker, instruct=voice.instruct)
-            return SpeakerVoice(name or voice.speaker, voice.instruct or None)
-        if isinstance(voice, DesignedVoice):
+        elif isinstance(voice, SpeakerVoice):
+            check_fits(self.model, cloned=False, speaker=voice.speaker, instruct=voice.instruct)
+        elif isinstance(voice, DesignedVoice):
             check_fits(self.model, cloned=False, speaker=None, instruct=voice.instruct)
-            return voice
-        raise TypeError(f"not a voice: {type(voice).__name__}")
+        else:
+            raise TypeError(f"not a voice: {type(voice).__name__}")
 
     # -- voice prompts ---------------------------------------------------------------------
     def create_prompt(self, reference: audio_mod.Audio, ref_text: str | None, x_vector_only: bool) -> VoicePrompt:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from qtts.errors import TooLarge
 from qtts.hub import BASE, CUSTOM_VOICE, ResolvedModel
 from qtts.settings import MAX_SEED
-from qtts.synthesis import SpeakRequest, VoiceSource, build_request
+from qtts.synthesis import SpeakRequest, VoiceSource, build_request, voice_source
 
 OPENAI_INPUT_LIMIT = 4096
 RESPONSE_FORMATS = ("mp3", "opus", "flac", "wav", "pcm")
@@ -75,14 +75,6 @@ class JobBody(BaseModel):
     @property
     def voice_id(self) -> str | None:
         return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
-
-
-def voice_source(voice: str | None, model: ResolvedModel) -> VoiceSource:
-    """The ``voice`` field as the model reads it: a preset speaker on CustomVoice models, a
-    library voice on Base models; VoiceDesign models take none (given, it is refused)."""
-    if model.tts_model_type == CUSTOM_VOICE:
-        return VoiceSource(speaker=voice)
-    return VoiceSource(voice_id=voice)
 
 
 def speech_request(body: SpeechBody, settings: Any, model: ResolvedModel) -> tuple[SpeakRequest, list[str]]:
