@@ -6,7 +6,8 @@ own.  Upstream's times come from hooks on qwen_tts's modules, qtts's from its ta
 - prefill: the first forward of the talker transformer (``talker.model``);
 - talker ms/frame: the other talker-transformer forwards, plus its codec head;
 - code predictor ms/frame: ``talker.code_predictor.generate`` (upstream's or the lean loop);
-- decoder: ``speech_tokenizer.decode``, per second of audio produced (hooked on both).
+- decoder: ``speech_tokenizer.decode`` (upstream) or ``codec_stream`` (qtts), per second of
+  audio produced.
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ def attach(tts: Any) -> Timers:
 
     talker.code_predictor.generate = _timed(talker.code_predictor.generate, timers, "code_predictor_s")
     tts.model.speech_tokenizer.decode = _timed(tts.model.speech_tokenizer.decode, timers, "decoder_s")
+    # qtts decodes through codec_stream (priming a voice's decoder state included); this
+    # process measures one path, so patching the class here touches nothing else
+    from qtts.engine import codec_stream
+
+    codec_stream.StreamDecoder.decode = _timed(codec_stream.StreamDecoder.decode, timers, "decoder_s")
+    codec_stream._primed = _timed(codec_stream._primed, timers, "decoder_s")
     return timers
 
 

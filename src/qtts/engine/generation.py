@@ -4,10 +4,9 @@
 then decodes the reference codes *and* the new codes together and cuts the reference
 audio off again: in ICL mode every call re-decodes the 3-15 s reference.  ``generate``
 below calls the same tokenization and ``model.generate``; ``decode`` decodes only the new
-frames, with a bounded left context of reference frames so the first new frames sound as
-they would after the reference (the decoder itself decodes long inputs in chunks with a
-25-frame left context, so this is the context it is built for).  Several texts go through
-``model.generate`` as one batch: the weights are read once per frame for all of them.
+frames, carrying the decoder's state from the reference (``codec_stream``: the same
+waveform, without the reference's cost).  Several texts go through ``model.generate`` as
+one batch: the weights are read once per frame for all of them.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import numpy as np
 from qtts.engine.prompts import DesignedVoice, SpeakerVoice, Voice, VoicePrompt
 
 SAMPLES_PER_FRAME = 1920
-LEFT_CONTEXT_FRAMES = 25
 
 
 def prompt_item(prompt: VoicePrompt) -> Any:
@@ -59,24 +57,11 @@ def talker_request(tts: Any, text: str, language: str, voice: Voice, **generate_
     return talker_inputs(tts.model, lambda: generate(tts, [text], language, voice, **generate_kwargs))
 
 
-def decode(tts: Any, codes: list[Any], voice: Voice, left_context: int = LEFT_CONTEXT_FRAMES) -> list[np.ndarray]:
-    """Waveforms of the new frames only (24 kHz float32), one per code tensor."""
-    import torch
+def decode(tts: Any, codes: list[Any], voice: Voice) -> list[np.ndarray]:
+    """Waveforms of the new frames only (24 kHz float32), one per code tensor: as upstream's
+    decode of the reference and the new frames together would give them, without decoding
+    the reference again (``codec_stream``)."""
+    from qtts.engine.codec_stream import StreamDecoder
 
-    context = None
     ref_code = voice.ref_code if isinstance(voice, VoicePrompt) else None
-    if ref_code is not None and left_context > 0:
-        context = ref_code[-left_context:].to(torch.long)
-    batch = []
-    for frames in codes:
-        frames = frames.to(torch.long)
-        batch.append({"audio_codes": torch.cat([context, frames], dim=0) if context is not None else frames})
-    nonempty = [i for i, c in enumerate(codes) if len(c) > 0]
-    wavs: list[np.ndarray] = [np.zeros(0, dtype=np.float32) for _ in codes]
-    if not nonempty:
-        return wavs
-    decoded, _ = tts.model.speech_tokenizer.decode([batch[i] for i in nonempty])
-    skip = 0 if context is None else len(context) * SAMPLES_PER_FRAME
-    for index, wav in zip(nonempty, decoded):
-        wavs[index] = np.asarray(wav[skip:skip + len(codes[index]) * SAMPLES_PER_FRAME], dtype=np.float32)
-    return wavs
+    return [StreamDecoder(tts.model.speech_tokenizer, ref_code).decode(frames) for frames in codes]

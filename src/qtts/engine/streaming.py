@@ -1,11 +1,11 @@
 """Streaming: decode frame groups while the talker is still generating.
 
 The talker loop (``engine.talker.LeanTalker``) hands each frame's 16 codes to its
-``frame_listener`` as soon as the code predictor has made them.  Every few
-frames the new frames are decoded with a bounded left context of the frames before them
-(the reference codes for the first group), and the waveform is handed out.  The first
-group is small so that audio starts early; later groups are larger so that the left
-context costs little.
+``frame_listener`` as soon as the code predictor has made them.  Every few frames the new
+frames are decoded by a ``codec_stream.StreamDecoder``, which carries the decoder's state
+from the reference and from the groups before (the same waveform as one decode of all of
+them), and the waveform is handed out.  The first group is one frame so that audio starts
+early; later groups are larger, where the decoder costs less per frame.
 """
 
 from __future__ import annotations
@@ -17,34 +17,28 @@ from typing import Any
 
 import numpy as np
 
-from qtts.engine.generation import SAMPLES_PER_FRAME
 from qtts.engine.prompts import Voice, VoicePrompt
 
 FIRST_GROUP = 1  # the first frame is decoded alone: audio starts after prefill + one frame
-GROUP = 16
-STREAM_CONTEXT = 8
-# Decoding costs ~40 ms per frame of input plus ~70 ms (measured, 1.7B's decoder, 2 threads),
-# so the first group's left context is shorter: 1 + 4 frames cost 0.27 s, 1 + 8 cost 0.44 s.
-FIRST_CONTEXT = 4
+GROUP = 16  # then groups of 16 frames (1.3 s of audio): the decoder's cost per frame is lower in groups
 
 
 class FrameDecoder:
-    """Collects frames and decodes them group by group with a left context."""
+    """Collects frames and decodes them group by group, carrying the decoder's state from
+    one group to the next (``codec_stream``): the waveform equals a decode of all frames."""
 
     def __init__(self, tts: Any, prompt: Voice, eos_id: int, emit: Callable[[np.ndarray], None],
-                 first_group: int = FIRST_GROUP, group: int = GROUP, context: int = STREAM_CONTEXT,
-                 first_context: int = FIRST_CONTEXT) -> None:
-        import torch
+                 first_group: int = FIRST_GROUP, group: int = GROUP) -> None:
+        from qtts.engine.codec_stream import StreamDecoder
 
-        self.tts = tts
         self.emit = emit
         self.eos_id = eos_id
-        self.first_group, self.group, self.context, self.first_context = first_group, group, context, first_context
+        self.first_group, self.group = first_group, group
         self.frames: list[Any] = []
         self.emitted = 0
         self.ended = False
         ref_code = prompt.ref_code if isinstance(prompt, VoicePrompt) else None
-        self.history = [] if ref_code is None else list(ref_code[-context:].to(torch.long))
+        self.decoder = StreamDecoder(tts.model.speech_tokenizer, ref_code)
 
     def on_frame(self, codes: Any) -> None:
         if self.ended:
@@ -64,12 +58,7 @@ class FrameDecoder:
         new = self.frames[self.emitted:end]
         if not new:
             return
-        context = self.first_context if self.emitted == 0 else self.context
-        before = (self.history + self.frames[:self.emitted])[-context:] if context else []
-        codes = torch.stack(before + new)
-        wavs, _ = self.tts.model.speech_tokenizer.decode([{"audio_codes": codes}])
-        start = len(before) * SAMPLES_PER_FRAME
-        self.emit(np.asarray(wavs[0][start:start + len(new) * SAMPLES_PER_FRAME], dtype=np.float32))
+        self.emit(self.decoder.decode(torch.stack(new)))
         self.emitted = end
 
 

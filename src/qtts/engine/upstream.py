@@ -235,7 +235,7 @@ def install(model: Any, precision: str, int8_kernel: bool = True, cache_home: Pa
     talker.generate = LeanTalker(talker, dtype)
     report.patches["talker loop"] = 1
     report.activation_dtype = str(dtype).replace("torch.", "")
-    report.patches["decoder SnakeBeta"] = _require("decoder SnakeBeta", speed_up_decoder(model.speech_tokenizer))
+    report.patches.update(speed_up_decoder(model.speech_tokenizer))
     return report
 
 
@@ -286,18 +286,54 @@ def activation_dtype(talker: Any, precision: str) -> Any:
     return model_dtype
 
 
-def speed_up_decoder(speech_tokenizer: Any) -> int:
-    """Install ``codec_decoder.lean_snake_forward`` on every SnakeBeta of the decoder."""
-    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import SnakeBeta
+def speed_up_decoder(speech_tokenizer: Any) -> dict[str, int]:
+    """Install ``codec_decoder.lean_snake_forward`` on every SnakeBeta of the decoder, and the
+    stateful convolutions of ``codec_stream`` on its causal (transposed) convolutions, after
+    checking the shapes that carrying state from one group of frames to the next relies on."""
+    from qwen_tts.core.tokenizer_12hz import modeling_qwen3_tts_tokenizer_v2 as codec
 
-    from qtts.engine.codec_decoder import lean_snake_forward
+    from qtts.engine.codec_decoder import lean_snake_forward, prepare_causal_conv, prepare_trans_conv
+    from qtts.engine.codec_stream import causal_conv_forward, trans_conv_forward
 
-    count = 0
-    for module in speech_tokenizer.model.modules():
-        if isinstance(module, SnakeBeta):
+    counts = {"decoder SnakeBeta": 0, "decoder causal convolutions": 0, "decoder transposed convolutions": 0}
+    decoder = speech_tokenizer.model.decoder
+    _require_attributes("streaming decoder", decoder, ("quantizer", "pre_conv", "pre_transformer", "upsample", "decoder"))
+    for module in decoder.modules():
+        if isinstance(module, codec.SnakeBeta):
             module.forward = types.MethodType(lean_snake_forward, module)
-            count += 1
-    return count
+            counts["decoder SnakeBeta"] += 1
+        elif isinstance(module, codec.Qwen3TTSTokenizerV2CausalConvNet):
+            if module.stride != 1 or module.padding != module.kernel_size - 1:
+                raise _layout_changed("a decoder convolution has a stride")
+            prepare_causal_conv(module)
+            module.forward = types.MethodType(causal_conv_forward, module)
+            counts["decoder causal convolutions"] += 1
+        elif isinstance(module, codec.Qwen3TTSTokenizerV2CausalTransConvNet):
+            if hasattr(module, "qtts_stride"):  # installed already (one model, two installs)
+                counts["decoder transposed convolutions"] += 1
+                continue
+            stride, kernel = module.conv.stride[0], module.conv.kernel_size[0]
+            if module.left_pad != 0 or module.right_pad != kernel - stride or kernel not in (stride, 2 * stride):
+                raise _layout_changed("a decoder transposed convolution spans more than two strides")
+            prepare_trans_conv(module)
+            module.forward = types.MethodType(trans_conv_forward, module)
+            counts["decoder transposed convolutions"] += 1
+    for name, count in counts.items():
+        _require(name, count)
+    return counts
+
+
+def decoder_cache(decoder: Any) -> Any:
+    """An empty KV cache for the decoder's transformer (a sliding window, as its config says)."""
+    from transformers.cache_utils import DynamicCache
+
+    return DynamicCache(config=decoder.pre_transformer.config)
+
+
+def _layout_changed(what: str) -> DependencyProblem:
+    return DependencyProblem(f"qtts's streaming decoder cannot carry state: {what} in qwen_tts "
+                             f"{installed_versions()['qwen_tts']}",
+                             hint=f"reinstall qwen-tts=={PINNED['qwen_tts']} (the README's install command)")
 
 
 def wrap_talker_generate(talker: Any, wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Any:

@@ -1,0 +1,238 @@
+"""Exact decoding of new frames only: the speech tokenizer's decoder, carried from one group
+of frames to the next.
+
+Upstream decodes the reference codes and the new codes together and cuts the reference's
+audio off again (every call re-decodes the 3-15 s reference); decoding the new codes with a
+short left context instead is not exact, because the decoder's transformer sees 72 frames
+back in each of its 8 layers (24.9 dB against upstream's full decode with 25 frames of
+context, on random weights).  The decoder is causal, so it can be run group by group with
+what each part carries over:
+
+- each causal convolution: its last ``(kernel - 1) * dilation`` input samples (in place of
+  upstream's zero padding);
+- each overlapping transposed convolution (kernel = 2 x stride): its last input sample
+  (the transposed convolutions run as ordinary ones, ``codec_decoder.trans_conv_as_conv``);
+- the transformer: its KV cache (a sliding window) and its positions.
+
+A ``DecoderState`` holds them.  A voice's reference is run through the quantizer and the
+transformer whole (12.5 frames per second: cheap), and through the convolution stack only
+for what its receptive field reaches (``_warm_schedule``: 11 frames at the 25 Hz stage, 3 at
+24 kHz), so the states it leaves are the ones a full decode would have.  The primed state is kept per
+reference (a few MB), so a voice's later requests start from a copy of it.
+
+``upstream.speed_up_decoder`` installs ``causal_conv_forward`` and ``trans_conv_forward`` on
+the decoder's instances; with no state active they compute what upstream's own forward does.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from contextvars import ContextVar
+from typing import Any
+
+import numpy as np
+
+# Longer inputs are decoded in pieces of this many frames (bounded memory, same result).
+PIECE_FRAMES = 100
+_PRIMED_KEEP = 16
+
+_ACTIVE: ContextVar["DecoderState | None"] = ContextVar("qtts_decoder_state", default=None)
+
+
+class DecoderState:
+    """What the decoder carries from one group of frames to the next."""
+
+    def __init__(self, cache: Any) -> None:
+        self.tails: dict[int, Any] = {}
+        self.cache = cache
+        self.frames = 0
+
+    def copy(self) -> "DecoderState":
+        state = DecoderState(copy.deepcopy(self.cache))
+        state.tails = dict(self.tails)  # tensors are replaced, never written in place
+        state.frames = self.frames
+        return state
+
+
+def causal_conv_forward(self: Any, hidden: Any) -> Any:
+    """``Qwen3TTSTokenizerV2CausalConvNet.forward`` (stride 1) with the left padding taken
+    from the active state's tail (zeros without one, as upstream), in the module's layout."""
+    import torch
+    import torch.nn.functional as F
+
+    pad, conv = self.padding, self.conv
+    if self.qtts_time_major:  # (batch, time, channels) in memory; conv2d sees channels-last
+        padded = _time_major(hidden)
+        if pad:
+            padded = torch.cat([_tail(self, padded.new_zeros(hidden.shape[0], pad, hidden.shape[1])), padded], dim=1)
+            _keep(self, padded[:, padded.shape[1] - pad:])
+        out = F.conv2d(padded.transpose(1, 2).unsqueeze(2), conv.weight.unsqueeze(2), conv.bias,
+                       dilation=(1, conv.dilation[0]), groups=conv.groups)
+        return out.squeeze(2)
+    if pad:
+        hidden = torch.cat([_tail(self, hidden.new_zeros(hidden.shape[0], hidden.shape[1], pad)), hidden], dim=-1)
+        _keep(self, hidden[..., hidden.shape[-1] - pad:])
+    return conv(hidden)
+
+
+def trans_conv_forward(self: Any, hidden: Any) -> Any:
+    """``Qwen3TTSTokenizerV2CausalTransConvNet.forward`` as one convolution (``self.conv``,
+    made by ``codec_decoder.prepare_trans_conv``) and an interleave.  Where the kernel spans
+    two strides, the previous input sample (zeros at the start, as upstream) completes the
+    group's first output window."""
+    import torch
+    import torch.nn.functional as F
+
+    stride, conv = self.qtts_stride, self.conv
+    batch = hidden.shape[0]
+    if self.qtts_time_major:
+        steps = _time_major(hidden)
+        if self.qtts_overlap:
+            steps = torch.cat([_tail(self, steps.new_zeros(batch, 1, steps.shape[2])), steps], dim=1)
+            _keep(self, steps[:, -1:])
+        out = F.conv2d(steps.transpose(1, 2).unsqueeze(2), conv.weight.unsqueeze(2), conv.bias)
+        length = out.shape[-1]  # rows are phase-major: (batch, time, phase, channel) in memory
+        return out.permute(0, 2, 3, 1).reshape(batch, length * stride, -1).transpose(1, 2)
+    if self.qtts_overlap:
+        hidden = torch.cat([_tail(self, hidden.new_zeros(batch, hidden.shape[1], 1)), hidden], dim=-1)
+        _keep(self, hidden[..., -1:])
+    out = conv(hidden)
+    length = out.shape[-1]  # rows are channel-major
+    return out.view(batch, -1, stride, length).transpose(2, 3).reshape(batch, -1, length * stride)
+
+
+def _time_major(hidden: Any) -> Any:
+    """``hidden`` (batch, channels, time) as a contiguous (batch, time, channels) tensor (a
+    view when it is laid out that way already)."""
+    return hidden.transpose(1, 2).contiguous()
+
+
+def _tail(module: Any, zeros: Any) -> Any:
+    state = _ACTIVE.get()
+    tail = state.tails.get(id(module)) if state is not None else None
+    return zeros if tail is None else tail
+
+
+def _keep(module: Any, tail: Any) -> None:
+    state = _ACTIVE.get()
+    if state is not None:
+        state.tails[id(module)] = tail
+
+
+class StreamDecoder:
+    """Decodes one sequence of frames group by group, exactly as one decode of all of them
+    (after the reference, if the voice has one) would."""
+
+    def __init__(self, speech_tokenizer: Any, ref_code: Any | None = None) -> None:
+        self.decoder = speech_tokenizer.model.decoder
+        self.state = _primed(self.decoder, ref_code)
+
+    def decode(self, codes: Any) -> np.ndarray:
+        """24 kHz float32 samples of ``codes`` ((frames, 16)), continuing the sequence."""
+        import torch
+
+        if len(codes) == 0:
+            return np.zeros(0, dtype=np.float32)
+        codes = torch.clamp(codes.to(torch.long), min=0).transpose(0, 1).unsqueeze(0)
+        pieces = []
+        with torch.inference_mode():
+            for start in range(0, codes.shape[-1], PIECE_FRAMES):
+                hidden = _transformer_part(self.decoder, codes[..., start:start + PIECE_FRAMES], self.state)
+                pieces.append(_conv_part(self.decoder, hidden, self.state)[0, 0].float().numpy())
+        return np.concatenate(pieces).astype(np.float32, copy=False)
+
+
+def _transformer_part(decoder: Any, codes: Any, state: DecoderState) -> Any:
+    """Upstream ``Qwen3TTSTokenizerV2Decoder.forward`` up to the convolution stack."""
+    token = _ACTIVE.set(state)
+    try:
+        hidden = decoder.quantizer.decode(codes)
+        hidden = decoder.pre_conv(hidden).transpose(1, 2)
+        hidden = decoder.pre_transformer(inputs_embeds=hidden, past_key_values=state.cache,
+                                         use_cache=True).last_hidden_state
+        state.frames += codes.shape[-1]
+        return hidden.permute(0, 2, 1)
+    finally:
+        _ACTIVE.reset(token)
+
+
+def _stages(decoder: Any) -> list[list[Any]]:
+    """The convolution stack's stages in order, each a list of modules: the upsampling
+    blocks, then the waveform decoder's."""
+    return [list(blocks) for blocks in decoder.upsample] + [[block] for block in decoder.decoder]
+
+
+def _conv_part(decoder: Any, hidden: Any, state: DecoderState, keep: list[int] | None = None) -> Any:
+    """The rest of upstream's ``forward``: the upsampling blocks and the waveform decoder.
+    With ``keep`` (frames per stage, ``_warm_schedule``) only what the later stages need of
+    each stage's input goes on: the states are filled, the output is not the waveform."""
+    token = _ACTIVE.set(state)
+    try:
+        frames = hidden.shape[-1]
+        for index, stage in enumerate(_stages(decoder)):
+            if keep is not None:
+                per_frame = hidden.shape[-1] // frames
+                frames = min(frames, keep[index])
+                hidden = hidden[..., hidden.shape[-1] - frames * per_frame:]
+            for module in stage:
+                hidden = module(hidden)
+        return hidden.clamp(min=-1, max=1)
+    finally:
+        _ACTIVE.reset(token)
+
+
+def _warm_schedule(decoder: Any) -> list[int]:
+    """Frames of input each stage of the convolution stack needs so that the stages after it
+    end in the states a full decode leaves: the receptive field, in frames, of that stage and
+    all after it (each causal convolution sees ``(kernel - 1) * dilation`` samples back, each
+    overlapping transposed convolution one input sample), rounded up, plus one."""
+    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import (
+        Qwen3TTSTokenizerV2CausalConvNet as CausalConv,
+        Qwen3TTSTokenizerV2CausalTransConvNet as TransConv,
+    )
+
+    per_frame, reach = 1, []
+    for stage in _stages(decoder):
+        seen = 0.0
+        for module in (inner for part in stage for inner in part.modules()):
+            if isinstance(module, CausalConv):
+                seen += module.padding / per_frame
+            elif isinstance(module, TransConv):
+                seen += (1 if module.qtts_overlap else 0) / per_frame
+                per_frame *= module.qtts_stride
+        reach.append(seen)
+    return [math.ceil(sum(reach[index:])) + 1 for index in range(len(reach))]
+
+
+_primed_lock = threading.Lock()
+_primed_states: OrderedDict[tuple[int, str], DecoderState] = OrderedDict()
+
+
+def _primed(decoder: Any, ref_code: Any | None) -> DecoderState:
+    """A fresh state after ``ref_code`` (kept per reference; a copy is returned)."""
+    import torch
+
+    from qtts.engine.upstream import decoder_cache
+
+    if ref_code is None or len(ref_code) == 0:
+        return DecoderState(decoder_cache(decoder))
+    codes = torch.clamp(ref_code.to(torch.long), min=0)
+    key = (id(decoder), hashlib.sha1(codes.numpy().tobytes()).hexdigest())
+    with _primed_lock:
+        state = _primed_states.get(key)
+        if state is not None:
+            _primed_states.move_to_end(key)
+            return state.copy()
+    state = DecoderState(decoder_cache(decoder))
+    with torch.inference_mode():
+        hidden = _transformer_part(decoder, codes.transpose(0, 1).unsqueeze(0), state)
+        _conv_part(decoder, hidden, state, keep=_warm_schedule(decoder))
+    with _primed_lock:
+        _primed_states[key] = state
+        while len(_primed_states) > _PRIMED_KEEP:
+            _primed_states.popitem(last=False)
+    return state.copy()
