@@ -64,6 +64,8 @@ def prepare_trans_conv(module: Any) -> None:
     import torch
     from torch import nn
 
+    from qtts.engine.quant import release_pages
+
     trans_conv = module.conv
     weight = trans_conv.weight.detach()  # (in, out, kernel)
     stride, kernel = trans_conv.stride[0], trans_conv.kernel_size[0]
@@ -86,4 +88,5 @@ def prepare_trans_conv(module: Any) -> None:
             bias = trans_conv.bias.detach()
             conv.bias.copy_(bias.repeat(stride) if time_major else bias.repeat_interleave(stride))
     module.conv = conv.eval()
+    release_pages(weight)  # the transposed weights' pages, when they lie in the mapped checkpoint
     module.qtts_stride, module.qtts_overlap, module.qtts_time_major = stride, kernel == 2 * stride, time_major
