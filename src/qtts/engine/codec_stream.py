@@ -30,6 +30,7 @@ import copy
 import hashlib
 import math
 import threading
+import weakref
 from collections import OrderedDict
 from contextvars import ContextVar
 from typing import Any
@@ -212,7 +213,8 @@ def _warm_schedule(decoder: Any) -> list[int]:
 
 
 _primed_lock = threading.Lock()
-_primed_states: OrderedDict[tuple[int, str], DecoderState] = OrderedDict()
+# per decoder (weakly: a model unloaded takes its states with it), per reference
+_primed_states: "weakref.WeakKeyDictionary[Any, OrderedDict[str, DecoderState]]" = weakref.WeakKeyDictionary()
 
 
 def _primed(decoder: Any, ref_code: Any | None) -> DecoderState:
@@ -224,18 +226,19 @@ def _primed(decoder: Any, ref_code: Any | None) -> DecoderState:
     if ref_code is None or len(ref_code) == 0:
         return DecoderState(decoder_cache(decoder))
     codes = torch.clamp(ref_code.to(torch.long), min=0)
-    key = (id(decoder), hashlib.sha1(codes.numpy().tobytes()).hexdigest())
+    key = hashlib.sha1(codes.numpy().tobytes()).hexdigest()
     with _primed_lock:
-        state = _primed_states.get(key)
+        kept = _primed_states.setdefault(decoder, OrderedDict())
+        state = kept.get(key)
         if state is not None:
-            _primed_states.move_to_end(key)
+            kept.move_to_end(key)
             return state.copy()
     state = DecoderState(decoder_cache(decoder))
     with torch.inference_mode():
         hidden = _transformer_part(decoder, codes.transpose(0, 1).unsqueeze(0), state)
         _conv_part(decoder, hidden, state, keep=_warm_schedule(decoder))
     with _primed_lock:
-        _primed_states[key] = state
-        while len(_primed_states) > _PRIMED_KEEP:
-            _primed_states.popitem(last=False)
+        kept[key] = state
+        while len(kept) > _PRIMED_KEEP:
+            kept.popitem(last=False)
     return state.copy()
