@@ -32,6 +32,8 @@ import math
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -143,11 +145,34 @@ class StreamDecoder:
             return np.zeros(0, dtype=np.float32)
         codes = torch.clamp(codes.to(torch.long), min=0).transpose(0, 1).unsqueeze(0)
         pieces = []
-        with torch.inference_mode():
+        with _one_at_a_time(self.decoder), torch.inference_mode():
             for start in range(0, codes.shape[-1], PIECE_FRAMES):
                 hidden = _transformer_part(self.decoder, codes[..., start:start + PIECE_FRAMES], self.state)
                 pieces.append(_conv_part(self.decoder, hidden, self.state)[0, 0].float().numpy())
         return np.concatenate(pieces).astype(np.float32, copy=False)
+
+
+@contextmanager
+def _one_at_a_time(decoder: Any) -> Iterator[None]:
+    """One decode at a time per decoder, its freed memory given back after it.  A server's
+    streams decode in their own threads; on a few cores concurrent decodes only contend, and
+    each holds its own temporaries (oneDNN's reordered weights among them, up to 75 MB per
+    convolution) in its own malloc arena: 8 threads decoding 16-frame groups peaked 2.5 GB
+    above the model, one at a time 0.9 GB, in about the same time (measured on the 2-core
+    EPYC, 1.7B's decoder)."""
+    from qtts.engine.memory import trim_heap
+
+    with _locks_lock:
+        lock = _decoder_locks.setdefault(decoder, threading.Lock())
+    with lock:
+        try:
+            yield
+        finally:
+            trim_heap()
+
+
+_locks_lock = threading.Lock()
+_decoder_locks: "weakref.WeakKeyDictionary[Any, threading.Lock]" = weakref.WeakKeyDictionary()
 
 
 def _transformer_part(decoder: Any, codes: Any, state: DecoderState) -> Any:
@@ -234,7 +259,7 @@ def _primed(decoder: Any, ref_code: Any | None) -> DecoderState:
             kept.move_to_end(key)
             return state.copy()
     state = DecoderState(decoder_cache(decoder))
-    with torch.inference_mode():
+    with _one_at_a_time(decoder), torch.inference_mode():
         hidden = _transformer_part(decoder, codes.transpose(0, 1).unsqueeze(0), state)
         _conv_part(decoder, hidden, state, keep=_warm_schedule(decoder))
     with _primed_lock:
