@@ -11,14 +11,14 @@ what each part carries over:
 - each causal convolution: its last ``(kernel - 1) * dilation`` input samples (in place of
   upstream's zero padding);
 - each overlapping transposed convolution (kernel = 2 x stride): its last input sample
-  (the transposed convolutions run as ordinary ones, ``codec_decoder.trans_conv_as_conv``);
+  (the transposed convolutions run as ordinary ones, ``codec_decoder.prepare_trans_conv``);
 - the transformer: its KV cache (a sliding window) and its positions.
 
 A ``DecoderState`` holds them.  A voice's reference is run through the quantizer and the
 transformer whole (12.5 frames per second: cheap), and through the convolution stack only
-for what its receptive field reaches (``_warm_schedule``: 11 frames at the 25 Hz stage, 3 at
-24 kHz), so the states it leaves are the ones a full decode would have.  The primed state is kept per
-reference (a few MB), so a voice's later requests start from a copy of it.
+for what the later stages reach back to (``_warm_schedule``: 11 frames at the 25 Hz stage,
+2 at 24 kHz), so the states it leaves are the ones a full decode would have.  The primed
+state is kept per reference (a few MB), so a voice's later requests start from a copy of it.
 
 ``upstream.speed_up_decoder`` installs ``causal_conv_forward`` and ``trans_conv_forward`` on
 the decoder's instances; with no state active they compute what upstream's own forward does.
@@ -124,9 +124,10 @@ def _tail(module: Any, zeros: Any) -> Any:
 
 
 def _keep(module: Any, tail: Any) -> None:
+    """Keep a copy of ``tail`` (a view would keep the whole group's input alive)."""
     state = _ACTIVE.get()
     if state is not None:
-        state.tails[id(module)] = tail
+        state.tails[id(module)] = tail.clone()
 
 
 class StreamDecoder:
