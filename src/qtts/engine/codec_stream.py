@@ -46,7 +46,7 @@ import numpy as np
 PIECE_FRAMES = 25
 _PRIMED_KEEP = 16
 
-_ACTIVE: ContextVar["DecoderState | None"] = ContextVar("qtts_decoder_state", default=None)
+_ACTIVE: ContextVar[DecoderState | None] = ContextVar("qtts_decoder_state", default=None)
 
 
 class DecoderState:
@@ -57,7 +57,7 @@ class DecoderState:
         self.cache = cache
         self.frames = 0
 
-    def copy(self) -> "DecoderState":
+    def copy(self) -> DecoderState:
         state = DecoderState(copy.deepcopy(self.cache))
         state.tails = dict(self.tails)  # tensors are replaced, never written in place
         state.frames = self.frames
@@ -173,7 +173,7 @@ def _one_at_a_time(decoder: Any) -> Iterator[None]:
 
 
 _locks_lock = threading.Lock()
-_decoder_locks: "weakref.WeakKeyDictionary[Any, threading.Lock]" = weakref.WeakKeyDictionary()
+_decoder_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
 
 
 def _transformer_part(decoder: Any, codes: Any, state: DecoderState) -> Any:
@@ -222,6 +222,8 @@ def _warm_schedule(decoder: Any) -> list[int]:
     overlapping transposed convolution one input sample), rounded up, plus one."""
     from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import (
         Qwen3TTSTokenizerV2CausalConvNet as CausalConv,
+    )
+    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import (
         Qwen3TTSTokenizerV2CausalTransConvNet as TransConv,
     )
 
@@ -240,7 +242,7 @@ def _warm_schedule(decoder: Any) -> list[int]:
 
 _primed_lock = threading.Lock()
 # per decoder (weakly: a model unloaded takes its states with it), per reference
-_primed_states: "weakref.WeakKeyDictionary[Any, OrderedDict[str, DecoderState]]" = weakref.WeakKeyDictionary()
+_primed_states: weakref.WeakKeyDictionary[Any, OrderedDict[str, DecoderState]] = weakref.WeakKeyDictionary()
 
 
 def _primed(decoder: Any, ref_code: Any | None) -> DecoderState:

@@ -292,7 +292,11 @@ def speed_up_decoder(speech_tokenizer: Any) -> dict[str, int]:
     checking the shapes that carrying state from one group of frames to the next relies on."""
     from qwen_tts.core.tokenizer_12hz import modeling_qwen3_tts_tokenizer_v2 as codec
 
-    from qtts.engine.codec_decoder import lean_snake_forward, prepare_causal_conv, prepare_trans_conv
+    from qtts.engine.codec_decoder import (
+        lean_snake_forward,
+        prepare_causal_conv,
+        prepare_trans_conv,
+    )
     from qtts.engine.codec_stream import causal_conv_forward, trans_conv_forward
 
     counts = {"decoder SnakeBeta": 0, "decoder causal convolutions": 0, "decoder transposed convolutions": 0}
