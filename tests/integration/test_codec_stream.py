@@ -118,3 +118,20 @@ def test_the_warm_up_covers_the_receptive_field(tokenizers):
 
     assert snr_db(expected, decoded(schedule)) > 60
     assert snr_db(expected, decoded([max(k - 5, 1) for k in schedule])) < 60
+
+
+def test_a_decoder_whose_convolutions_cannot_carry_state_is_refused(tiny_model):
+    """A changed upstream (here: a strided causal convolution) is a dependency error naming
+    the patch, not a silently wrong waveform."""
+    from qtts.engine import upstream
+    from qtts.errors import DependencyProblem
+
+    upstream.import_qwen_tts()
+    from qwen_tts import Qwen3TTSTokenizer
+
+    tokenizer = Qwen3TTSTokenizer.from_pretrained(str(tiny_model / "speech_tokenizer"), device_map="cpu",
+                                                  dtype=torch.float32)
+    convs = [m for m in tokenizer.model.decoder.modules() if type(m).__name__ == "Qwen3TTSTokenizerV2CausalConvNet"]
+    convs[-1].stride = 2
+    with pytest.raises(DependencyProblem, match="cannot carry state"):
+        upstream.speed_up_decoder(tokenizer)
