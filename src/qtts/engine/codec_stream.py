@@ -55,12 +55,10 @@ class DecoderState:
     def __init__(self, cache: Any) -> None:
         self.tails: dict[int, Any] = {}
         self.cache = cache
-        self.frames = 0
 
     def copy(self) -> DecoderState:
         state = DecoderState(copy.deepcopy(self.cache))
         state.tails = dict(self.tails)  # tensors are replaced, never written in place
-        state.frames = self.frames
         return state
 
 
@@ -156,11 +154,12 @@ class StreamDecoder:
 @contextmanager
 def _one_at_a_time(decoder: Any) -> Iterator[None]:
     """One decode at a time per decoder, its freed memory given back after it.  A server's
-    streams decode in their own threads; on a few cores concurrent decodes only contend, and
-    each holds its own temporaries (oneDNN's reordered weights among them, up to 75 MB per
-    convolution) in its own malloc arena: 8 threads decoding 16-frame groups peaked 2.5 GB
-    above the model, one at a time 0.9 GB, in about the same time (measured on the 2-core
-    EPYC, 1.7B's decoder)."""
+    streams decode in their own threads; on a few cores concurrent decodes mostly contend,
+    and each holds its own temporaries (oneDNN's reordered weights among them, up to 75 MB
+    per convolution) in its own malloc arena: 8 threads decoding 16-frame groups peaked 1.1
+    GB above the model, one at a time 0.3 GB, taking 17% longer in that all-decode test
+    (2-core EPYC, 1.7B's decoder; through the server, 8 streams: peak 3.65 GB, throughput
+    within ~10%)."""
     from qtts.engine.memory import trim_heap
 
     with _locks_lock:
@@ -184,7 +183,6 @@ def _transformer_part(decoder: Any, codes: Any, state: DecoderState) -> Any:
         hidden = decoder.pre_conv(hidden).transpose(1, 2)
         hidden = decoder.pre_transformer(inputs_embeds=hidden, past_key_values=state.cache,
                                          use_cache=True).last_hidden_state
-        state.frames += codes.shape[-1]
         return hidden.permute(0, 2, 1)
     finally:
         _ACTIVE.reset(token)
@@ -219,23 +217,17 @@ def _warm_schedule(decoder: Any) -> list[int]:
     """Frames of input each stage of the convolution stack needs so that the stages after it
     end in the states a full decode leaves: the receptive field, in frames, of that stage and
     all after it (each causal convolution sees ``(kernel - 1) * dilation`` samples back, each
-    overlapping transposed convolution one input sample), rounded up, plus one."""
-    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import (
-        Qwen3TTSTokenizerV2CausalConvNet as CausalConv,
-    )
-    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import (
-        Qwen3TTSTokenizerV2CausalTransConvNet as TransConv,
-    )
-
+    overlapping transposed convolution one input sample), rounded up, plus one.  The modules
+    are recognised by what ``upstream.speed_up_decoder`` installed on them."""
     per_frame, reach = 1, []
     for stage in _stages(decoder):
         seen = 0.0
         for module in (inner for part in stage for inner in part.modules()):
-            if isinstance(module, CausalConv):
-                seen += module.padding / per_frame
-            elif isinstance(module, TransConv):
+            if hasattr(module, "qtts_stride"):  # a transposed convolution, as installed
                 seen += (1 if module.qtts_overlap else 0) / per_frame
                 per_frame *= module.qtts_stride
+            elif hasattr(module, "qtts_time_major"):  # a causal convolution, as installed
+                seen += module.padding / per_frame
         reach.append(seen)
     return [math.ceil(sum(reach[index:])) + 1 for index in range(len(reach))]
 
