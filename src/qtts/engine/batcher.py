@@ -36,7 +36,7 @@ import torch
 from qtts.engine.code_predictor import _sample
 from qtts.engine.layers import attend_cached
 from qtts.engine.quant import MANY_ROWS
-from qtts.engine.talker import LeanTalker, _KVCache, _process
+from qtts.engine.talker import LeanTalker, _CacheRows, _KVCache, _process
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +288,10 @@ class FrameLoop:
         positions = torch.tensor(starts, dtype=torch.long)[:, None]
         for stream, start in zip(streams, starts):
             stream.cache.reserve(start + 1)
+        if loop.native is not None:
+            rows = _CacheRows.join([stream.cache.rows(start) for stream, start in zip(streams, starts)])
+            self._finish_step(streams, loop.native_step(inputs, positions, rows, [0] * len(streams)))
+            return
         layers = loop.talker.model.layers
 
         def attention_of(index: int) -> dict:
@@ -302,8 +306,10 @@ class FrameLoop:
 
             return {"attend": attend}
 
-        hidden = loop.layers(inputs, positions, attention_of)
-        logits, past_hidden = loop.head(hidden)
+        self._finish_step(streams, loop.layers(inputs, positions, attention_of))
+
+    def _finish_step(self, streams: list[Stream], hidden: torch.Tensor) -> None:
+        logits, past_hidden = self.talker_loop.head(hidden)
         for i, stream in enumerate(streams):
             stream.logits, stream.past_hidden = logits[i:i + 1], past_hidden[i:i + 1]
             stream.step += 1

@@ -50,30 +50,47 @@ def lean_code_predictor(self: nn.Module, inputs_embeds: torch.Tensor, max_new_to
     cache_shape = (len(model.layers), hidden.shape[0], model.config.num_key_value_heads, length, first.head_dim)
     keys = torch.empty(cache_shape, dtype=hidden.dtype)
     values = torch.empty(cache_shape, dtype=hidden.dtype)
+    native = self.__dict__.get("_qtts_native") if hidden.dtype == torch.float32 else None
+    if native is not None:  # engine.native_stack: each row's cache, as (layers, heads, length, dim)
+        row_keys = [keys[:, row] for row in range(hidden.shape[0])]
+        row_values = [values[:, row] for row in range(hidden.shape[0])]
+        begins = [0] * hidden.shape[0]
     codes = []
     position = 0
     for step in range(max_new_tokens):
         span = hidden.shape[1]
-        step_cos = cos[:, position:position + span].unsqueeze(1)
-        step_sin = signed_sin[:, position:position + span].unsqueeze(1)
-
-        for index, layer in enumerate(model.layers):
-            def store(key: torch.Tensor, value: torch.Tensor, index: int = index,
-                      start: int = position) -> tuple[torch.Tensor, torch.Tensor]:
-                end = start + key.shape[2]
-                keys[index][:, :, start:end] = key
-                values[index][:, :, start:end] = value
-                return keys[index][:, :, :end], values[index][:, :, :end]
-
-            hidden = decoder_layer(layer, hidden, step_cos, step_sin, store, None)
-        position += span
-        last = model.norm(hidden[:, -1, :])
+        if native is not None:
+            hidden = native.step(hidden, cos[:, position:position + span], signed_sin[:, position:position + span],
+                                 row_keys, row_values, begins, [position] * hidden.shape[0])
+            position += span
+            last = hidden[:, -1, :]  # the final norm is part of the native step
+        else:
+            hidden = _layers(model, hidden, cos, signed_sin, keys, values, position)
+            position += span
+            last = model.norm(hidden[:, -1, :])
         token = sampler(step, self.lm_head[step](last).float())
         codes.append(token)
         if step + 1 < max_new_tokens:  # embeddings stay in the model's dtype; activations may be fp32
             embedded = model.get_input_embeddings()[step](token[:, None]).to(inputs_embeds.dtype)
             hidden = self.small_to_mtp_projection(embedded)
     return _Sequences(torch.stack(codes, dim=1))
+
+
+def _layers(model: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor, keys: torch.Tensor,
+            values: torch.Tensor, position: int) -> torch.Tensor:
+    """The predictor's layers on the new positions ``position..`` (Python, op by op)."""
+    span = hidden.shape[1]
+    step_cos = cos[:, position:position + span].unsqueeze(1)
+    step_sin = signed_sin[:, position:position + span].unsqueeze(1)
+    for index, layer in enumerate(model.layers):
+        def store(key: torch.Tensor, value: torch.Tensor, index: int = index) -> tuple[torch.Tensor, torch.Tensor]:
+            end = position + key.shape[2]
+            keys[index][:, :, position:end] = key
+            values[index][:, :, position:end] = value
+            return keys[index][:, :, :end], values[index][:, :, :end]
+
+        hidden = decoder_layer(layer, hidden, step_cos, step_sin, store, None)
+    return hidden
 
 
 def _rotary_tables(model: nn.Module, length: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -52,9 +52,11 @@ class LeanTalker:
     """Installed as ``talker.generate``; ``frame_listener`` (if set) gets each new frame's 16
     codes of the first row as soon as they are made (streaming)."""
 
-    def __init__(self, talker: nn.Module, activation_dtype: torch.dtype) -> None:
+    def __init__(self, talker: nn.Module, activation_dtype: torch.dtype, native: Any = None) -> None:
         self.talker = talker
         self.dtype = activation_dtype
+        # engine.native_stack's step over the talker's layers, or None (Python layers)
+        self.native = native if activation_dtype == torch.float32 else None
         self.frame_listener: Callable[[torch.Tensor], None] | None = None
         self.times = StepTimes()
 
@@ -74,6 +76,8 @@ class LeanTalker:
         batch, length, _ = inputs_embeds.shape
         mask = attention_mask.bool()
         pads = (~mask).sum(dim=1)
+        # Rows padded on the left (upstream's batches) attend from their first real position.
+        begins = pads.tolist() if all(not bool(row[:pad].any()) for row, pad in zip(mask, pads.tolist())) else None
         cache = _KVCache(model, batch, length, max_new_tokens, self.dtype)
         suppress = torch.tensor(sorted(suppress_tokens or []), dtype=torch.long)
 
@@ -109,7 +113,10 @@ class LeanTalker:
             started = time.perf_counter()
             inputs = inputs + (trailing[:, step].unsqueeze(1) if step < trailing.shape[1] else pad_embed)
             position = length + step - pads
-            hidden = self._layers(inputs, position[:, None], cache, length + step, self._step_mask(mask, step))
+            if self.native is not None and begins is not None:
+                hidden = self.native_step(inputs, position[:, None], cache.rows(length + step), begins)
+            else:
+                hidden = self._layers(inputs, position[:, None], cache, length + step, self._step_mask(mask, step))
             logits, past_hidden = self.head(hidden)
             recorded.append(((hidden,), codec_ids))
             times.talker_s += time.perf_counter() - started
@@ -158,15 +165,27 @@ class LeanTalker:
 
         return self.layers(hidden, positions, lambda index: {"store": store_in(index), "mask": mask})
 
+    def native_step(self, hidden: torch.Tensor, positions: torch.Tensor, rows: "_CacheRows",
+                    begins: list[int]) -> torch.Tensor:
+        """One position per row through the talker's layers and final norm in one native call
+        (``engine.native_stack``); row ``b`` attends to its cache from ``begins[b]``."""
+        cos, sin = self._rotary(hidden, positions)
+        return self.native.step(hidden, cos, sin, rows.keys, rows.values, begins, rows.starts)
+
+    def _rotary(self, hidden: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and [-sin, sin] of ``positions`` (batch, span), each (batch, span, head_dim).
+        Text positions are the same in all three of the multimodal rotary's sections, so
+        upstream's section merge (apply_multimodal_rotary_pos_emb) yields the first section's
+        tables exactly; they are computed once per step, not once per layer."""
+        cos, sin = self.talker.model.rotary_emb(hidden, positions[None].expand(3, -1, -1))
+        return cos[0], signed_sin(sin[0])
+
     def layers(self, hidden: torch.Tensor, positions: torch.Tensor, attention_of: Callable[[int], dict]) -> torch.Tensor:
         """The talker's layers and final norm; ``attention_of(layer index)`` gives the layer's
         ``store`` and ``mask``, or its ``attend`` (``layers.decoder_layer``)."""
         model = self.talker.model
-        # Text positions are the same in all three of the multimodal rotary's sections, so
-        # upstream's section merge (apply_multimodal_rotary_pos_emb) yields the first
-        # section's tables exactly; they are computed once per step, not once per layer.
-        cos, sin = model.rotary_emb(hidden, positions[None].expand(3, -1, -1))
-        cos, sin = cos[0].unsqueeze(1), signed_sin(sin[0]).unsqueeze(1)
+        cos, sin = self._rotary(hidden, positions)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
         for index, layer in enumerate(model.layers):
             attention = attention_of(index)
             hidden = decoder_layer(layer, hidden, cos, sin, attention.get("store"), attention.get("mask"),
@@ -209,6 +228,22 @@ def _process(scores: torch.Tensor, tokens: torch.Tensor, penalty: float, min_new
     return scores
 
 
+@dataclass
+class _CacheRows:
+    """Per row: its cache's keys and values, (layers, heads, capacity, dim), and where the new
+    position goes (the arguments of a native step)."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    starts: list[int]
+
+    @staticmethod
+    def join(parts: list["_CacheRows"]) -> "_CacheRows":
+        """The rows of several caches (the batcher's streams) as one batch."""
+        return _CacheRows([k for p in parts for k in p.keys], [v for p in parts for v in p.values],
+                          [s for p in parts for s in p.starts])
+
+
 class _KVCache:
     """Keys and values of every talker layer, allocated once and grown by doubling."""
 
@@ -234,6 +269,14 @@ class _KVCache:
             keys[:, :, :, :self.used] = self.keys[:, :, :, :self.used]
             values[:, :, :, :self.used] = self.values[:, :, :, :self.used]
         self.keys, self.values, self.capacity = keys, values, capacity
+
+    def rows(self, start: int) -> "_CacheRows":
+        """Each row's keys and values for a native step writing position ``start``."""
+        self.reserve(start + 1)
+        self.used = max(self.used, start + 1)
+        batch = self.shape[0]
+        return _CacheRows([self.keys[:, b] for b in range(batch)], [self.values[:, b] for b in range(batch)],
+                          [start] * batch)
 
     def store(self, layer: int, start: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         end = start + key.shape[2]

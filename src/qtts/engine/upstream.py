@@ -197,7 +197,7 @@ def install(model: Any, precision: str, int8_kernel: bool = True, cache_home: Pa
             model_dir: Path | None = None) -> PatchReport:
     """Install the CPU fast path on a loaded ``Qwen3TTSForConditionalGeneration``.  With
     ``cache_home`` and ``model_dir``, low-bit weights come from (or go to) the weight cache."""
-    from qtts.engine import kernels, weight_cache
+    from qtts.engine import kernels, native_stack, weight_cache
     from qtts.engine.code_predictor import lean_code_predictor
     from qtts.engine.layers import fuse_projections
     from qtts.engine.quant import Quantizer, saved_tensors
@@ -207,6 +207,7 @@ def install(model: Any, precision: str, int8_kernel: bool = True, cache_home: Pa
     predictor = talker.code_predictor
     # at every load, not only at the first import: a long-lived process may outlast an upgrade
     report = PatchReport(precision, check_versions())
+    kernel = None
     if precision_of(precision).low_bit:
         kernel = kernels.load() if precision == "int8" and int8_kernel else None
         layout = f"{kernel.variant()}-w{kernel.pack_width()}" if kernel is not None else f"torch{PINNED['torch']}"
@@ -227,12 +228,18 @@ def install(model: Any, precision: str, int8_kernel: bool = True, cache_home: Pa
             _save_cache(cache, saved_tensors(model), {"model": str(model_dir), "precision": precision, "layout": layout})
         report.patches["projections fused"] = fuse_projections(talker.model.layers) + fuse_projections(predictor.model.layers)
         report.int8_kernel = kernel.variant() if kernel is not None else "torch"
+    dtype = activation_dtype(talker, precision)
+    talker_native = predictor_native = None
+    if kernel is not None:
+        talker_native = native_stack.build(talker.model, kernel, dtype)
+        predictor_native = native_stack.build(predictor.model, kernel, dtype)
+        report.patches["native decoder steps"] = int(talker_native is not None) + int(predictor_native is not None)
     _require_attributes("code predictor loop", predictor, ("generate", "model", "lm_head", "small_to_mtp_projection"))
     predictor.generate = types.MethodType(lean_code_predictor, predictor)
+    predictor.__dict__["_qtts_native"] = predictor_native
     report.patches["code predictor loop"] = 1
     _require_attributes("talker loop", talker, ("generate", "model", "codec_head", "code_predictor"))
-    dtype = activation_dtype(talker, precision)
-    talker.generate = LeanTalker(talker, dtype)
+    talker.generate = LeanTalker(talker, dtype, talker_native)
     report.patches["talker loop"] = 1
     report.activation_dtype = str(dtype).replace("torch.", "")
     report.patches.update(speed_up_decoder(model.speech_tokenizer))

@@ -30,8 +30,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-SOURCE = HERE / "int8_gemv.cpp"
+SOURCE = HERE / "binding.cpp"
 CORE = HERE / "int8_gemv_core.h"
+STEP = HERE / "decoder_step.h"
 K_MULTIPLE = 64  # the kernel's input width must be a multiple of this
 # Compiler flags of each variant (the core header picks its code path from them).
 VARIANT_FLAGS = {
@@ -92,7 +93,7 @@ def load() -> Any:
 
 def module_name(variant: str) -> str:
     flags = VARIANT_FLAGS[variant]
-    digest = hashlib.sha256(SOURCE.read_bytes() + CORE.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(SOURCE.read_bytes() + CORE.read_bytes() + STEP.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
     return f"qtts_int8_{variant.replace('-', '_')}_{digest}"
 
 

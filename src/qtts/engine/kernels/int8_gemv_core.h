@@ -10,7 +10,7 @@
 //   - aarch64 with the dot-product extension: q = 256 * hi + (lo' + 128) with both bytes
 //     signed, two sdot per 16 weights, the offset removed with the row sums.
 // int32 accumulators are flushed to int64 every kFlushK inputs, so any K is exact.
-// Pure C++ (no torch): the torch binding is int8_gemv.cpp; tests/kernels/check_kernel.cpp
+// Pure C++ (no torch): the torch binding is binding.cpp; tests/kernels/check_kernel.cpp
 // checks each variant against a scalar reference (aarch64 under qemu-user).
 #pragma once
 

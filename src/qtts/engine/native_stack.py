@@ -1,0 +1,80 @@
+"""The talker's and the code predictor's generation steps in one native call each.
+
+With int8 weights a 1.7B frame spent ~60 ms in Python and small torch ops around the
+matrix products (17 ms in the talker's 28 layers, 41-45 ms in the code predictor's 15 x 5
+layer passes; measured with the kernels stubbed out).  ``kernels/decoder_step.h`` runs a
+whole step (every layer and the final norm, the KV cache write and the attention) in C++
+on the same packed int8 weights, and releases the GIL while it runs.
+
+It is used where every projection of every layer is one of qtts's int8 linears with the
+native kernel, fused as ``layers.fuse_projections`` fuses them, the activations are fp32,
+and the layers are the ones ``layers.decoder_layer`` runs (RMS norms with one epsilon,
+SiLU, no sliding window, no biases).  Elsewhere (fp32, int4, torch's kernel, bf16
+activations) the Python layers run as before.  The prefill (many positions, compute-bound)
+always runs the Python layers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def build(model: nn.Module, kernel: Any, activation_dtype: torch.dtype) -> Any | None:
+    """A native ``DecoderStack`` over ``model.layers`` and ``model.norm`` (the talker's or the
+    code predictor's inner model), or None when this model cannot run it (the reason is
+    logged at debug level)."""
+    reason = _unsupported(model, kernel, activation_dtype)
+    if reason:
+        log.debug("native decoder step not used for %s: %s", type(model).__name__, reason)
+        return None
+    first = model.layers[0].self_attn
+    layers = []
+    for layer in model.layers:
+        attention, mlp = layer.self_attn, layer.mlp
+        tensors = [_norm_weight(layer.input_layernorm), _norm_weight(layer.post_attention_layernorm),
+                   _norm_weight(attention.q_norm), _norm_weight(attention.k_norm)]
+        for linear in (attention.__dict__["_qtts_qkv"], attention.o_proj, mlp.__dict__["_qtts_gate_up"], mlp.down_proj):
+            tensors += [linear.weight_packed, linear.row_sums, linear.scale_fp32]
+        layers.append(tensors)
+    heads = first.q_proj.out_features // first.head_dim
+    kv_heads = first.k_proj.out_features // first.head_dim
+    return kernel.decoder_stack(layers, _norm_weight(model.norm), float(model.norm.variance_epsilon), heads,
+                                kv_heads, first.head_dim, float(first.scaling))
+
+
+def _unsupported(model: nn.Module, kernel: Any, activation_dtype: torch.dtype) -> str:
+    from qtts.engine.quant import Int8Linear
+
+    if kernel is None or not hasattr(kernel, "decoder_stack"):
+        return "no native kernel"
+    if activation_dtype != torch.float32:
+        return f"activations are {activation_dtype}"
+    norms = [model.norm]
+    for layer in model.layers:
+        attention, mlp = layer.self_attn, layer.mlp
+        linears = [attention.__dict__.get("_qtts_qkv"), attention.o_proj, mlp.__dict__.get("_qtts_gate_up"),
+                   mlp.down_proj]
+        if not all(isinstance(m, Int8Linear) and m.kernel is kernel and m.bias is None for m in linears):
+            return "a projection is not a fused int8 linear on the native kernel"
+        if getattr(attention, "sliding_window", None) is not None:
+            return "sliding-window attention"
+        if type(mlp.act_fn).__name__ not in ("SiLU", "SiLUActivation"):
+            return f"activation {type(mlp.act_fn).__name__}"
+        if attention.q_proj.out_features % attention.head_dim or attention.k_proj.out_features != attention.v_proj.out_features:
+            return "head layout"
+        norms += [layer.input_layernorm, layer.post_attention_layernorm, attention.q_norm, attention.k_norm]
+    if any(not type(norm).__name__.endswith("RMSNorm") or not hasattr(norm, "variance_epsilon") for norm in norms):
+        return "a norm is not an RMSNorm"
+    if len({float(norm.variance_epsilon) for norm in norms}) != 1:
+        return "norms with different epsilons"
+    return ""
+
+
+def _norm_weight(norm: nn.Module) -> torch.Tensor:
+    return norm.weight.detach().float().contiguous()
