@@ -28,7 +28,13 @@ def test_bench_runs_every_path_and_writes_json(tiny_model, tmp_path):
         assert row["rtf"] > 0 and row["peak_rss_gb"] > 0 and row["frames"] > 0
         assert 0 < row["time_to_first_audio_s"] <= row["total_s"] + 0.5 or row["path"] == "upstream"
     assert report["fidelity"]["fp32_codes_identical"] is True
-    assert set(report["fidelity"]["paths"]) == {"bf16", "int8", "int4"}
+    paths = report["fidelity"]["paths"]
+    assert set(paths) == {f"{p}{loops}" for p in ("bf16", "int8", "int4") for loops in ("", " generation loops")}
+    # What synthesis runs (step by step, the native steps for int8) is as faithful as one
+    # teacher-forced forward through the same int8 modules.
+    for part in ("talker", "code_predictor"):
+        forward, loops = paths["int8"][f"{part}_logit_cosine_mean"], paths["int8 generation loops"][f"{part}_logit_cosine_mean"]
+        assert loops > 0.9 and abs(forward - loops) < 0.01, (part, forward, loops)
     assert "upstream / qtts" in result.stdout and "fidelity" in result.stdout
 
 

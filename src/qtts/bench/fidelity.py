@@ -6,7 +6,9 @@
 2. Low-bit / bf16 paths: teacher-forced logits.  The fp32 greedy run records the exact
    input sequence of the talker (and of the code predictor for each frame); each path then
    runs one causal forward over that same sequence, and its logits are compared with fp32's
-   at every step: cosine similarity and top-1 agreement.
+   at every step: cosine similarity and top-1 agreement.  "<path> generation loops" feeds
+   the same inputs step by step through the loops synthesis runs (prefill, then one native
+   or Python step per frame; the lean code predictor), to measure what users get.
 3. Decoder: SNR of each path's waveform for the fp32 codes against the fp32 decoder's, and
    of new-frames-only decoding (bounded left context) against upstream's full re-decode.
 """
@@ -65,11 +67,13 @@ def fidelity(model_dir: str, frames: int, threads: int, precisions: list[str], s
         model = qwen_tts.Qwen3TTSModel.from_pretrained(model_dir, device_map="cpu", dtype=torch.bfloat16,
                                                        attn_implementation="sdpa")
         install(model.model, precision)
-        logits = recorder.logits(model.model.talker)
-        report["paths"][precision] = {
-            **{f"talker_{k}": v for k, v in _compare(fp32_logits["talker"], logits["talker"]).items()},
-            **{f"code_predictor_{k}": v for k, v in _compare(fp32_logits["code_predictor"], logits["code_predictor"]).items()},
-        }
+        for name, logits in ((precision, recorder.logits(model.model.talker)),
+                             (f"{precision} generation loops", recorder.loop_logits(model.model.talker))):
+            report["paths"][name] = {
+                **{f"talker_{k}": v for k, v in _compare(fp32_logits["talker"], logits["talker"]).items()},
+                **{f"code_predictor_{k}": v
+                   for k, v in _compare(fp32_logits["code_predictor"], logits["code_predictor"]).items()},
+            }
         if "bf16_decoder_snr_db" not in report:  # the speech tokenizer as loaded with a bf16 model
             from qtts.engine.quant import fast_bf16_gemm
 
@@ -125,6 +129,42 @@ class _InputRecorder:
                 rows.append(torch.stack([predictor.lm_head[i](out[:, 1 + i]).float()[0] for i in range(codes.shape[1])]))
             predictor_logits = torch.cat(rows)
         return {"talker": talker_logits, "code_predictor": predictor_logits}
+
+
+    def loop_logits(self, talker: Any) -> dict[str, Any]:
+        """The same inputs, teacher-forced, through qtts's generation loops as synthesis runs
+        them: the lean talker's prefill and then one step per frame (the native step where it
+        is installed), and the lean code predictor with the recorded codes as its choices."""
+        import torch
+
+        from qtts.engine.talker import _KVCache
+
+        loop = talker.generate
+        with torch.inference_mode():
+            prompt, _ = self.talker_inputs[0]
+            steps = self.talker_inputs[1:]
+            cache = _KVCache(talker.model, 1, prompt.shape[1], len(steps) + 1, loop.dtype)
+            logits, _, _ = loop.prefill(prompt.to(loop.dtype), torch.ones((1, prompt.shape[1]), dtype=torch.bool), cache)
+            talker_rows = [logits[0]]
+            for index, (embeds, positions) in enumerate(steps):
+                start, position = prompt.shape[1] + index, positions[0]  # text positions: one rope section
+                if loop.native is not None:
+                    hidden = loop.native_step(embeds.to(loop.dtype), position, cache.rows(start), [0])
+                else:
+                    hidden = loop._layers(embeds.to(loop.dtype), position, cache, start, None)
+                talker_rows.append(loop.head(hidden)[0][0])
+            predictor_rows = []
+            for inputs, codes in self.predictor_inputs:
+                seen: list[Any] = []
+
+                def teacher(step: int, step_logits: Any, codes: Any = codes, seen: list = seen) -> Any:
+                    seen.append(step_logits[0].float())
+                    return codes[:, step]
+
+                talker.code_predictor.generate(inputs_embeds=inputs.to(loop.dtype), max_new_tokens=codes.shape[1],
+                                               sampler=teacher)
+                predictor_rows.append(torch.stack(seen))
+        return {"talker": torch.stack(talker_rows).float(), "code_predictor": torch.cat(predictor_rows)}
 
 
 def upstream_codes_context() -> Any:
