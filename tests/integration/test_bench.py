@@ -27,6 +27,7 @@ def test_bench_runs_every_path_and_writes_json(tiny_model, tmp_path):
     for row in report["paths"]:
         assert row["rtf"] > 0 and row["peak_rss_gb"] > 0 and row["frames"] > 0
         assert 0 < row["time_to_first_audio_s"] <= row["total_s"] + 0.5 or row["path"] == "upstream"
+        assert 0 < row["time_to_first_audio_known_voice_s"]
     assert report["fidelity"]["fp32_codes_identical"] is True
     paths = report["fidelity"]["paths"]
     assert set(paths) == {f"{p}{loops}" for p in ("bf16", "int8", "int4") for loops in ("", " generation loops")}

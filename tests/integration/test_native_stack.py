@@ -37,7 +37,7 @@ def _python_step(model, hidden, cos, sin, keys, values, begins, starts):
         for index, layer in enumerate(model.layers):
             attention = layer.self_attn
 
-            def attend(query, key, value, index=index, b=b, start=start, attention=attention):
+            def attend(query, key, value, index=index, b=b, start=start, span=span, attention=attention):
                 keys[b][index, :, start:start + span] = key[0]
                 values[b][index, :, start:start + span] = value[0]
                 rows = []

@@ -20,7 +20,7 @@ from qtts.errors import QttsError
 COLUMNS = [("load_s", "load s"), ("peak_rss_gb", "peak RSS GB"), ("prefill_s", "prefill s"),
            ("talker_ms_per_step", "talker ms/step"), ("code_predictor_ms_per_step", "code pred. ms/step"),
            ("ar_over_floor", "AR / floor"), ("decoder_s_per_audio_s", "decoder s/audio s"), ("rtf", "RTF"),
-           ("time_to_first_audio_s", "first audio s")]
+           ("time_to_first_audio_s", "first audio s"), ("time_to_first_audio_known_voice_s", "first audio, known voice s")]
 
 
 def ensure_checkpoint(preset: str, directory: Path, say: Callable[[str], None]) -> Path:

@@ -28,6 +28,7 @@ from torch import nn
 
 from qtts.engine.code_predictor import _sample
 from qtts.engine.layers import decoder_layer, signed_sin
+from qtts.engine.prefix_cache import PrefixCache
 
 INITIAL_CAPACITY = 256  # positions beyond the prompt allocated at first; doubled when reached
 
@@ -37,6 +38,7 @@ class StepTimes:
     """Where the last call's time went (read by ``qtts bench``)."""
 
     prefill_s: float = 0.0
+    prefill_reused: int = 0  # prompt positions taken from an earlier prompt (engine.prefix_cache)
     talker_s: float = 0.0
     code_predictor_s: float = 0.0
     steps: int = 0
@@ -57,6 +59,9 @@ class LeanTalker:
         self.dtype = activation_dtype
         # engine.native_stack's step over the talker's layers, or None (Python layers)
         self.native = native if activation_dtype == torch.float32 else None
+        # Prompts' keys and values, reused by prompts that begin the same way: only where rows
+        # are computed independently (the native path's int8 kernel; see engine.prefix_cache).
+        self.prefixes = PrefixCache() if self.native is not None else None
         self.frame_listener: Callable[[torch.Tensor], None] | None = None
         self.times = StepTimes()
 
@@ -127,9 +132,26 @@ class LeanTalker:
     # -- the pieces of a frame, shared with the continuous batcher (engine.batcher) ----------
     def prefill(self, inputs_embeds: torch.Tensor, mask: torch.Tensor,
                 cache: "_KVCache") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The prompt through the talker: (last position's fp32 logits, its hidden, all hidden)."""
-        positions = (mask.long().cumsum(-1) - 1).masked_fill(~mask, 1)
-        hidden = self._layers(inputs_embeds.to(self.dtype), positions, cache, 0, self._prefill_mask(mask))
+        """The prompt through the talker: (last position's fp32 logits, its hidden, the new
+        positions' hidden).  A single unpadded prompt starts from the keys and values of the
+        positions it shares with a recent prompt (``prefixes``)."""
+        inputs = inputs_embeds.to(self.dtype)
+        single = self.prefixes is not None and inputs.shape[0] == 1 and bool(mask.all())
+        shared, prefix = self.prefixes.match(inputs[0]) if single else (0, None)
+        self.times.prefill_reused = shared
+        if prefix is not None:
+            cache.keys[:, 0, :, :shared] = prefix.keys[:, :, :shared]
+            cache.values[:, 0, :, :shared] = prefix.values[:, :, :shared]
+            length = inputs.shape[1]
+            positions = torch.arange(shared, length)[None]
+            # new position i sees every position up to shared + i (bottom-right causal)
+            allowed = torch.ones(length - shared, length, dtype=torch.bool).tril(diagonal=shared)[None, None]
+            hidden = self._layers(inputs[:, shared:], positions, cache, shared, allowed)
+        else:
+            positions = (mask.long().cumsum(-1) - 1).masked_fill(~mask, 1)
+            hidden = self._layers(inputs, positions, cache, 0, self._prefill_mask(mask))
+        if single and not (prefix is not None and len(prefix.inputs) == inputs.shape[1] == shared + 1):
+            self.prefixes.remember(inputs[0], cache.keys[:, 0, :, :inputs.shape[1]], cache.values[:, 0, :, :inputs.shape[1]])
         logits = self.talker.codec_head(hidden)  # every position, as upstream (same GEMM shape: same bits)
         return logits[:, -1, :].to(copy=True, dtype=torch.float32), hidden[:, -1:, :], hidden
 
