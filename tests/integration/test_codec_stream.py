@@ -135,3 +135,29 @@ def test_a_decoder_whose_convolutions_cannot_carry_state_is_refused(tiny_model):
     convs[-1].stride = 2
     with pytest.raises(DependencyProblem, match="cannot carry state"):
         upstream.speed_up_decoder(tokenizer)
+
+
+def test_prepacked_convolutions_give_the_plain_ones_bits(tiny_model, tokenizers, monkeypatch):
+    """Every channels-first convolution runs on oneDNN's prepacked weights (the tiny decoder's
+    channels are few, so all of them are made channels-first here): the plain convolutions'
+    waveform to float rounding (torch may take another algorithm than oneDNN's for so few
+    channels; at the real sizes the bits were equal), and upstream's."""
+    from qwen_tts import Qwen3TTSTokenizer
+
+    from qtts.engine import codec_decoder, upstream as door
+
+    upstream, _ = tokenizers
+    monkeypatch.setattr(codec_decoder, "TIME_MAJOR_CHANNELS", 0)
+    tokenizer = Qwen3TTSTokenizer.from_pretrained(str(tiny_model / "speech_tokenizer"), device_map="cpu",
+                                                  dtype=torch.float32)
+    counts = door.speed_up_decoder(tokenizer)
+    packed = [m for m in tokenizer.model.modules() if getattr(m, "qtts_packed", None) is not None]
+    if not codec_decoder._prepacked_ops():
+        pytest.skip("this torch has no oneDNN prepacked convolutions")
+    assert len(packed) == counts["decoder causal convolutions"] + counts["decoder transposed convolutions"]
+    ref, new = codes(30, 1), codes(20, 2)
+    got = codec_stream.StreamDecoder(tokenizer, ref).decode(new)
+    with codec_decoder.plain_convolutions():
+        plain = codec_stream.StreamDecoder(tokenizer, ref).decode(new)
+    assert snr_db(plain, got) > 60  # 92 dB here; a wrong dilation or tap order gives ~0
+    assert snr_db(upstream_new_frames(upstream, ref, new), got) > 60

@@ -184,8 +184,10 @@ def decoder_gflop_per_audio_s(tts: Any, frames: int = 25) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from qtts.engine.codec_decoder import plain_convolutions
+
     codes = torch.zeros((frames, 16), dtype=torch.long)
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter, plain_convolutions():
         tts.model.speech_tokenizer.decode([{"audio_codes": codes}])
     return float(f"{counter.get_total_flops() / 1e9 / (frames / 12.5):.4g}")
 

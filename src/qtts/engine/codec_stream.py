@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from qtts.engine.codec_decoder import convolve
+
 # Longer inputs are decoded in pieces of this many frames: the same waveform, and on the
 # 2-core EPYC the fastest size measured (0.63-0.68 s per audio second at 25 frames, 0.9-1.0
 # at 100, 1-frame pieces 2.0) with a lower peak (-330 MB at 25 against 100: the 24 kHz
@@ -80,7 +82,7 @@ def causal_conv_forward(self: Any, hidden: Any) -> Any:
     if pad:
         hidden = torch.cat([_tail(self, hidden.new_zeros(hidden.shape[0], hidden.shape[1], pad)), hidden], dim=-1)
         _keep(self, hidden[..., hidden.shape[-1] - pad:])
-    return conv(hidden)
+    return convolve(self, hidden)
 
 
 def trans_conv_forward(self: Any, hidden: Any) -> Any:
@@ -104,7 +106,7 @@ def trans_conv_forward(self: Any, hidden: Any) -> Any:
     if self.qtts_overlap:
         hidden = torch.cat([_tail(self, hidden.new_zeros(batch, hidden.shape[1], 1)), hidden], dim=-1)
         _keep(self, hidden[..., -1:])
-    out = conv(hidden)
+    out = convolve(self, hidden)
     length = out.shape[-1]  # rows are channel-major
     return out.view(batch, -1, stride, length).transpose(2, 3).reshape(batch, -1, length * stride)
 
