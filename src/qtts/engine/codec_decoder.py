@@ -53,6 +53,22 @@ def lean_snake_forward(self: Any, hidden_states: Any) -> Any:
     return out
 
 
+def native_snake_forward(self: Any, hidden_states: Any) -> Any:
+    """Upstream ``SnakeBeta.forward`` in one native pass (``kernels/snake.h``: each element read
+    and written once; sin^2 from its own polynomial, within 2e-7 of torch's sin).  Installed
+    where qtts's native module is built; other dtypes take ``lean_snake_forward``."""
+    import torch
+
+    from qtts.engine import kernels
+
+    module = kernels.load()
+    if hidden_states.dtype != torch.float32 or hidden_states.dim() != 3 or module is None:
+        return lean_snake_forward(self, hidden_states)
+    alpha = torch.exp(self.alpha.detach()).float().contiguous()
+    inverse_beta = (1.0 / (torch.exp(self.beta.detach()) + self.no_div_by_zero)).float().contiguous()
+    return module.snake(hidden_states, alpha, inverse_beta)
+
+
 def prepare_causal_conv(module: Any) -> None:
     """Choose a causal convolution's layout (``qtts_time_major``) once, at install, and
     prepack a channels-first one's weights (``prepack``)."""

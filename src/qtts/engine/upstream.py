@@ -294,24 +294,30 @@ def activation_dtype(talker: Any, precision: str) -> Any:
 
 
 def speed_up_decoder(speech_tokenizer: Any) -> dict[str, int]:
-    """Install ``codec_decoder.lean_snake_forward`` on every SnakeBeta of the decoder, and the
-    stateful convolutions of ``codec_stream`` on its causal (transposed) convolutions, after
-    checking the shapes that carrying state from one group of frames to the next relies on."""
+    """Install a faster SnakeBeta on every one of the decoder's (one native pass where qtts's
+    native module builds, else ``codec_decoder.lean_snake_forward``), and the stateful
+    convolutions of ``codec_stream`` on its causal (transposed) convolutions, after checking
+    the shapes that carrying state from one group of frames to the next relies on."""
     from qwen_tts.core.tokenizer_12hz import modeling_qwen3_tts_tokenizer_v2 as codec
 
+    from qtts.engine import kernels
     from qtts.engine.codec_decoder import (
         lean_snake_forward,
+        native_snake_forward,
         prepare_causal_conv,
         prepare_trans_conv,
     )
     from qtts.engine.codec_stream import causal_conv_forward, trans_conv_forward
+
+    native = kernels.load()
+    snake_forward = native_snake_forward if native is not None and hasattr(native, "snake") else lean_snake_forward
 
     counts = {"decoder SnakeBeta": 0, "decoder causal convolutions": 0, "decoder transposed convolutions": 0}
     decoder = speech_tokenizer.model.decoder
     _require_attributes("streaming decoder", decoder, ("quantizer", "pre_conv", "pre_transformer", "upsample", "decoder"))
     for module in decoder.modules():
         if isinstance(module, codec.SnakeBeta):
-            module.forward = types.MethodType(lean_snake_forward, module)
+            module.forward = types.MethodType(snake_forward, module)
             counts["decoder SnakeBeta"] += 1
         elif isinstance(module, codec.Qwen3TTSTokenizerV2CausalConvNet):
             if module.stride != 1 or module.padding != module.kernel_size - 1:

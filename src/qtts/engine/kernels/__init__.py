@@ -31,8 +31,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 SOURCE = HERE / "binding.cpp"
-CORE = HERE / "int8_gemv_core.h"
-STEP = HERE / "decoder_step.h"
+HEADERS = [HERE / "int8_gemv_core.h", HERE / "decoder_step.h", HERE / "snake.h"]
 K_MULTIPLE = 64  # the kernel's input width must be a multiple of this
 # Compiler flags of each variant (the core header picks its code path from them).
 VARIANT_FLAGS = {
@@ -93,7 +92,8 @@ def load() -> Any:
 
 def module_name(variant: str) -> str:
     flags = VARIANT_FLAGS[variant]
-    digest = hashlib.sha256(SOURCE.read_bytes() + CORE.read_bytes() + STEP.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
+    sources = SOURCE.read_bytes() + b"".join(header.read_bytes() for header in HEADERS)
+    digest = hashlib.sha256(sources + " ".join(flags).encode()).hexdigest()[:12]
     return f"qtts_int8_{variant.replace('-', '_')}_{digest}"
 
 

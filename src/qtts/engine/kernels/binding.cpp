@@ -7,6 +7,7 @@
 
 #include "decoder_step.h"
 #include "int8_gemv_core.h"
+#include "snake.h"
 
 // w: (N, K) int8 row-major -> the 1-D packed layout the kernel reads (int8_gemv_core.h).
 torch::Tensor pack(torch::Tensor w) {
@@ -49,6 +50,34 @@ qtts::DecoderStack make_stack(const std::vector<std::vector<torch::Tensor>>& lay
   return qtts::DecoderStack(std::move(out), final_norm, eps, q_heads, kv_heads, head_dim, scaling);
 }
 
+// x: (B, C, T) float32, channels-first (time contiguous) or time-major (channels contiguous);
+// alpha, inv_beta: (C,) float32.  Returns x + inv_beta * sin(alpha * x)^2 in x's layout.
+torch::Tensor snake(torch::Tensor x, torch::Tensor alpha, torch::Tensor inv_beta) {
+  TORCH_CHECK(x.dim() == 3 && x.scalar_type() == torch::kFloat, "snake: x must be (B, C, T) float32");
+  const int64_t batch = x.size(0), channels = x.size(1), time = x.size(2);
+  TORCH_CHECK(alpha.scalar_type() == torch::kFloat && inv_beta.scalar_type() == torch::kFloat &&
+                  alpha.is_contiguous() && inv_beta.is_contiguous() && alpha.numel() == channels &&
+                  inv_beta.numel() == channels, "snake: alpha and inv_beta must be (C,) float32");
+  const bool time_major = x.stride(1) == 1 && x.stride(2) == channels && x.stride(0) == channels * time;
+  const auto input = time_major ? x : x.contiguous();
+  auto out = torch::empty_like(input);  // the same strides
+  const float* xp = input.data_ptr<float>();
+  float* yp = out.data_ptr<float>();
+  const float* a = alpha.data_ptr<float>();
+  const float* b = inv_beta.data_ptr<float>();
+  if (time_major) {
+    at::parallel_for(0, batch * time, 256, [&](int64_t first, int64_t last) {
+      for (int64_t row = first; row < last; ++row) qtts::snake_channels(xp + row * channels, a, b, channels, yp + row * channels);
+    });
+  } else {
+    at::parallel_for(0, batch * channels, 1, [&](int64_t first, int64_t last) {
+      for (int64_t row = first; row < last; ++row)
+        qtts::snake_run(xp + row * time, a[row % channels], b[row % channels], time, yp + row * time);
+    });
+  }
+  return out;
+}
+
 std::string variant() { return qtts::variant_name(); }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -60,4 +89,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def("step", &qtts::DecoderStack::step, "one generation step through every layer and the final norm",
            pybind11::call_guard<pybind11::gil_scoped_release>());
   m.def("decoder_stack", &make_stack, "a DecoderStack over int8 layers (see decoder_step.h)");
+  m.def("snake", &snake, "SnakeBeta in one pass (see snake.h)");
 }
