@@ -46,8 +46,9 @@ class Settings:
     # in our measurements; fp32 reproduces upstream's codes exactly.
     precision: str = "int8"
     decoder_precision: str = "fp32"  # bf16 decodes ~2.5x faster but was not faithful (SNR ~10 dB)
-    # int8 matrix-vector products on qtts's AVX-512 VNNI kernel where it builds (engine.kernels);
-    # off = torch's int8 kernel everywhere.
+    # int8 matrix-vector products on qtts's native kernel for this CPU (AVX-512 VNNI, AVX2 or
+    # aarch64 dot product) where it builds (engine.kernels), and with it the native decoder
+    # steps; off = torch's int8 kernel and the Python layers everywhere.
     int8_kernel: bool = True
     attn_implementation: str = "sdpa"  # measured 13% faster than eager on CPU (issue #2)
     cpu_threads: int = 0  # 0 = torch's default (one per core)
