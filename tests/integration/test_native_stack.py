@@ -69,7 +69,11 @@ def real_heads_model(tiny_engine):
     kernel = kernels.load()
     Quantizer("int8", kernel=kernel).module(model)
     assert fuse_projections(model.layers) == 4
-    native = native_stack.build(model, kernel, torch.float32)
+    layer_bytes = [sum(m.weight_packed.numel() for m in (layer.self_attn.__dict__["_qtts_qkv"], layer.self_attn.o_proj,
+                                                         layer.mlp.__dict__["_qtts_gate_up"], layer.mlp.down_proj))
+                   for layer in model.layers]
+    assert layer_bytes[0] < 800_000 < sum(layer_bytes)
+    native = native_stack.build(model, kernel, torch.float32, resident_bytes=800_000)  # layer 0 cached, layer 1 streamed
     assert native is not None
     return model, native
 
@@ -158,3 +162,15 @@ def test_tiny_checkpoint_runs_both_loops_natively_and_close_to_python(tiny_engin
     first = torch.nn.functional.cosine_similarity(native_logits[0], python_logits[0], dim=-1)
     assert float(first.min()) > 0.9999
     assert torch.equal(native_codes[0], python_codes[0])
+
+
+def test_resident_layers_fill_the_budget_from_the_first():
+    def layer(megabytes):  # 16 tensors: 4 norms, then (packed, sums, scale) x 4, megabytes in all
+        packed = torch.empty(megabytes * 250_000, dtype=torch.int8)
+        return [torch.empty(1)] * 4 + [packed, torch.empty(1), torch.empty(1)] * 4
+
+    layers = [layer(16), layer(16), layer(16)]  # 16 MB each
+    assert native_stack.resident_layers(layers, 0) == 0
+    assert native_stack.resident_layers(layers, 16_000_000) == 1
+    assert native_stack.resident_layers(layers, 40_000_000) == 2
+    assert native_stack.resident_layers(layers, 10**9) == 3

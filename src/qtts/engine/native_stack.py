@@ -25,10 +25,11 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 
-def build(model: nn.Module, kernel: Any, activation_dtype: torch.dtype) -> Any | None:
+def build(model: nn.Module, kernel: Any, activation_dtype: torch.dtype, resident_bytes: int = 0) -> Any | None:
     """A native ``DecoderStack`` over ``model.layers`` and ``model.norm`` (the talker's or the
     code predictor's inner model), or None when this model cannot run it (the reason is
-    logged at debug level)."""
+    logged at debug level).  The leading layers whose weights fit in ``resident_bytes`` are
+    read so that they may stay cached between steps; the others stream past the caches."""
     reason = _unsupported(model, kernel, activation_dtype)
     if reason:
         log.debug("native decoder step not used for %s: %s", type(model).__name__, reason)
@@ -45,7 +46,36 @@ def build(model: nn.Module, kernel: Any, activation_dtype: torch.dtype) -> Any |
     heads = first.q_proj.out_features // first.head_dim
     kv_heads = first.k_proj.out_features // first.head_dim
     return kernel.decoder_stack(layers, _norm_weight(model.norm), float(model.norm.variance_epsilon), heads,
-                                kv_heads, first.head_dim, float(first.scaling))
+                                kv_heads, first.head_dim, float(first.scaling), resident_layers(layers, resident_bytes))
+
+
+def resident_layers(layers: list[list[torch.Tensor]], budget: int) -> int:
+    """How many leading layers' packed weights fit in ``budget`` bytes."""
+    count, used = 0, 0
+    for tensors in layers:
+        used += sum(t.numel() * t.element_size() for t in tensors[4::3])  # the four packed weights
+        if used > budget:
+            break
+        count += 1
+    return count
+
+
+def cache_budget() -> int:
+    """Bytes of weights that may stay in the last-level cache from one step to the next: half
+    of it (the rest is the other weights passing through, activations, other processes).
+    0 where the size is unknown."""
+    from pathlib import Path
+
+    try:
+        text = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()
+    except OSError:
+        return 0
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    try:
+        size = int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+    except ValueError:
+        return 0
+    return size // 2
 
 
 def _unsupported(model: nn.Module, kernel: Any, activation_dtype: torch.dtype) -> str:

@@ -231,8 +231,10 @@ def install(model: Any, precision: str, int8_kernel: bool = True, cache_home: Pa
     dtype = activation_dtype(talker, precision)
     talker_native = predictor_native = None
     if kernel is not None:
+        # The talker's weights pass once per frame; the code predictor's are read 15 times, and
+        # its first layers may stay in the last-level cache between those passes.
         talker_native = native_stack.build(talker.model, kernel, dtype)
-        predictor_native = native_stack.build(predictor.model, kernel, dtype)
+        predictor_native = native_stack.build(predictor.model, kernel, dtype, native_stack.cache_budget())
         report.patches["native decoder steps"] = int(talker_native is not None) + int(predictor_native is not None)
     _require_attributes("code predictor loop", predictor, ("generate", "model", "lm_head", "small_to_mtp_projection"))
     predictor.generate = types.MethodType(lean_code_predictor, predictor)

@@ -36,7 +36,8 @@ torch::Tensor int8_gemv(torch::Tensor x, torch::Tensor w, torch::Tensor row_sums
 // layers: per layer [input_norm, post_norm, q_norm, k_norm, then (packed, row_sums, scale) of
 // q/k/v fused, o_proj, gate/up fused, down_proj] (16 tensors).
 qtts::DecoderStack make_stack(const std::vector<std::vector<torch::Tensor>>& layers, torch::Tensor final_norm,
-                              double eps, int64_t q_heads, int64_t kv_heads, int64_t head_dim, double scaling) {
+                              double eps, int64_t q_heads, int64_t kv_heads, int64_t head_dim, double scaling,
+                              int64_t resident_layers) {
   TORCH_CHECK(final_norm.scalar_type() == torch::kFloat && final_norm.is_contiguous(), "final norm must be float32");
   const int64_t hidden = final_norm.numel();
   std::vector<qtts::StackLayer> out;
@@ -47,7 +48,7 @@ qtts::DecoderStack make_stack(const std::vector<std::vector<torch::Tensor>>& lay
                    qtts::packed_linear(t[7], t[8], t[9], q_heads * head_dim),
                    qtts::packed_linear(t[10], t[11], t[12], hidden), qtts::packed_linear(t[13], t[14], t[15], inter)});
   }
-  return qtts::DecoderStack(std::move(out), final_norm, eps, q_heads, kv_heads, head_dim, scaling);
+  return qtts::DecoderStack(std::move(out), final_norm, eps, q_heads, kv_heads, head_dim, scaling, resident_layers);
 }
 
 // x: (B, C, T) float32, channels-first (time contiguous) or time-major (channels contiguous);

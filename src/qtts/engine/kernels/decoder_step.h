@@ -44,7 +44,7 @@ inline PackedLinear packed_linear(const torch::Tensor& packed, const torch::Tens
 }
 
 // out (rows, w.n) = x (rows, w.k) times the weight, on torch's threads.
-inline void linear_into(const PackedLinear& w, const float* x, int64_t rows, float* out) {
+inline void linear_into(const PackedLinear& w, const float* x, int64_t rows, float* out, bool stream = false) {
   const int64_t k = w.k, n = w.n;
   std::vector<int16_t> q(static_cast<size_t>(rows * k));
   std::vector<float> xscale(static_cast<size_t>(rows), 0.f);
@@ -59,7 +59,7 @@ inline void linear_into(const PackedLinear& w, const float* x, int64_t rows, flo
     prepare_rows(q.data(), rows, k, planes);
   }
   const Problem problem{w.packed.data_ptr<int8_t>(), w.row_sums.data_ptr<int32_t>(), w.scale.data_ptr<float>(),
-                        q.data(), planes, xscale.data(), finite.data(), rows, k, n, out};
+                        q.data(), planes, xscale.data(), finite.data(), rows, k, n, out, stream};
   const int64_t blocks = (n + kRowBlock - 1) / kRowBlock;
   at::parallel_for(0, blocks, 8, [&](int64_t begin, int64_t end) {
     compute(problem, begin * kRowBlock, std::min(end * kRowBlock, n));
@@ -91,10 +91,14 @@ struct StackLayer {
 
 class DecoderStack {
  public:
+  // The first resident_layers layers' weights are read with ordinary loads (they may stay in
+  // the last-level cache until the next step); the others are prefetched non-temporally, so
+  // that streaming them does not evict those.
   DecoderStack(std::vector<StackLayer> layers, torch::Tensor final_norm, double eps, int64_t q_heads, int64_t kv_heads,
-               int64_t head_dim, double scaling)
+               int64_t head_dim, double scaling, int64_t resident_layers)
       : layers_(std::move(layers)), final_norm_(std::move(final_norm)), eps_(static_cast<float>(eps)),
-        q_heads_(q_heads), kv_heads_(kv_heads), head_dim_(head_dim), scaling_(static_cast<float>(scaling)) {
+        q_heads_(q_heads), kv_heads_(kv_heads), head_dim_(head_dim), scaling_(static_cast<float>(scaling)),
+        resident_layers_(resident_layers) {
     TORCH_CHECK(!layers_.empty() && q_heads > 0 && kv_heads > 0 && q_heads % kv_heads == 0 && head_dim % 2 == 0,
                 "decoder stack: bad head layout");
     hidden_ = final_norm_.numel();
@@ -149,7 +153,8 @@ class DecoderStack {
       const StackLayer& l = layers_[li];
       for (int64_t r = 0; r < rows; ++r)
         step_detail::rms_norm(h + r * hid, l.input_norm.data_ptr<float>(), hid, eps_, normed.data() + r * hid);
-      linear_into(l.qkv, normed.data(), rows, qkv.data());
+      const bool stream = static_cast<int64_t>(li) >= resident_layers_;
+      linear_into(l.qkv, normed.data(), rows, qkv.data(), stream);
       // q/k head norms and rotary in place; new keys and values into the cache.
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t b = r / span, s = r % span, t = r % span + (table_rows == 1 ? 0 : b * span);
@@ -170,21 +175,21 @@ class DecoderStack {
         }
       }
       attend(li, qkv.data(), qkv_width, keys, values, begin, start, batch, span, attended.data());
-      linear_into(l.o, attended.data(), rows, projected.data());
+      linear_into(l.o, attended.data(), rows, projected.data(), stream);
       for (int64_t i = 0; i < rows * hid; ++i) h[i] += projected[i];
       for (int64_t r = 0; r < rows; ++r)
         step_detail::rms_norm(h + r * hid, l.post_norm.data_ptr<float>(), hid, eps_, normed.data() + r * hid);
       const int64_t inter = l.down.k;
       gate_up.resize(rows * 2 * inter);
       act.resize(rows * inter);
-      linear_into(l.gate_up, normed.data(), rows, gate_up.data());
+      linear_into(l.gate_up, normed.data(), rows, gate_up.data(), stream);
       for (int64_t r = 0; r < rows; ++r) {
         const float* g = gate_up.data() + r * 2 * inter;
         const float* u = g + inter;
         float* a = act.data() + r * inter;
         for (int64_t i = 0; i < inter; ++i) a[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];  // silu(gate) * up
       }
-      linear_into(l.down, act.data(), rows, projected.data());
+      linear_into(l.down, act.data(), rows, projected.data(), stream);
       for (int64_t i = 0; i < rows * hid; ++i) h[i] += projected[i];
     }
     for (int64_t r = 0; r < rows; ++r) {
@@ -254,6 +259,7 @@ class DecoderStack {
   float eps_;
   int64_t q_heads_, kv_heads_, head_dim_, hidden_ = 0;
   float scaling_;
+  int64_t resident_layers_;
 };
 
 }  // namespace qtts

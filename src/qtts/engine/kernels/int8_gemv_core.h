@@ -136,6 +136,12 @@ struct Problem {
   const uint8_t* finite;    // (rows,) 0 = the row had NaN/Inf
   int64_t rows, k, n;
   float* out;               // (rows, n)
+  // Weights read once per step and not again soon: prefetched with the non-temporal hint
+  // (AVX2 only), so that they do not evict weights that can stay in the last-level cache
+  // between steps (the code predictor's first layer, read 15 times per frame).  Measured on
+  // the 2-core EPYC (L3 32 MB), 6 interleaved runs: talker 107 -> 92 ms, code predictor
+  // 123 -> 111 ms per frame, with the predictor's first layer (15.7 MB) read normally.
+  bool stream = false;
 };
 
 namespace detail {
@@ -177,6 +183,10 @@ inline void block(const Problem& p, int64_t n0, int64_t m0) {
       for (int r = 0; r < R; ++r) acc[mb][r] = _mm256_setzero_si256();
     const int8_t* wp = weight_at(p, n0, k0);
     for (int64_t i = k0; i < k1; i += 16, wp += kRowBlock * kPackWidth) {
+      if (R == kRowBlock && p.stream) {  // this block's bytes 1 KB ahead, non-temporally (see Problem::stream)
+        __builtin_prefetch(wp + 1024, 0, 0);
+        __builtin_prefetch(wp + 1024 + 64, 0, 0);
+      }
       __m256i xv[MB];
       for (int mb = 0; mb < MB; ++mb) xv[mb] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[mb] + i));
       for (int r = 0; r < R; ++r) {
