@@ -1,5 +1,6 @@
-// Standalone check of qtts's int8 kernel core (no torch): every variant against a scalar
-// int64 reference, at the real shapes, with NaN/Inf/zero rows.  Built by
+// Standalone check of qtts's int8 kernel core and the SnakeBeta pass (no torch): every
+// variant against a scalar int64 reference, at the real shapes, with NaN/Inf/zero rows; sin^2
+// against double precision.  Built by
 // tests/unit/test_int8_kernel.py with the variant's flags; for aarch64, cross-compiled and run
 // under qemu-user.  Prints "ok <variant> <cases>" or the first mismatch, exit 1.
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "int8_gemv_core.h"
+#include "snake.h"
 
 namespace {
 
@@ -50,6 +52,17 @@ int check(int64_t rows, int64_t k, int64_t n, std::mt19937& rng, bool extremes) 
   const int64_t split = n < 5 ? n : 5;  // two ranges, as threads would split them
   qtts::compute(p, 0, split);
   qtts::compute(p, split, n);
+  if (rows == 1) {  // the streamed (non-temporally prefetched) read gives the same bits
+    std::vector<float> first(out);
+    qtts::Problem streamed = p;
+    streamed.stream = true;
+    qtts::compute(streamed, 0, n);
+    for (int64_t j = 0; j < n; ++j)
+      if (!(first[j] == out[j] || (std::isnan(first[j]) && std::isnan(out[j])))) {
+        std::printf("streamed read differs at %lld\n", (long long)j);
+        return 1;
+      }
+  }
   for (int64_t m = 0; m < rows; ++m) {
     for (int64_t j = 0; j < n; ++j) {
       const float got = out[m * n + j];
@@ -73,9 +86,53 @@ int check(int64_t rows, int64_t k, int64_t n, std::mt19937& rng, bool extremes) 
   return 0;
 }
 
+// SnakeBeta's sin^2 against double precision, and its vectorized runs (odd lengths, both
+// layouts) against a scalar loop; NaN and Inf give NaN.
+int check_snake() {
+  const double limits[] = {1.0, 100.0, 1e4, 1e5};
+  for (double limit : limits) {
+    for (long i = -100000; i <= 100000; ++i) {
+      const float z = static_cast<float>(i * limit / 1e5);
+      const double want = std::pow(std::sin(static_cast<double>(z)), 2);
+      if (std::fabs(qtts::sin_squared(z) - want) > 2e-7) {
+        std::printf("sin_squared(%.9g) = %.9g, want %.9g\n", z, qtts::sin_squared(z), want);
+        return 1;
+      }
+    }
+  }
+  const int64_t n = 1003, channels = 13;
+  std::vector<float> x(n * channels), y(n * channels), alpha(channels), inv_beta(channels);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.f, 3.f);
+  for (auto& v : x) v = normal(rng);
+  for (int64_t c = 0; c < channels; ++c) alpha[c] = 0.2f + 0.3f * c, inv_beta[c] = 1.f / (1.f + c);
+  x[5] = NAN;
+  x[6] = INFINITY;
+  for (int64_t c = 0; c < channels; ++c) qtts::snake_run(&x[c * n], alpha[c], inv_beta[c], n, &y[c * n]);
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t t = 0; t < n; ++t) {
+      const float v = x[c * n + t], got = y[c * n + t];
+      const float want = v + inv_beta[c] * qtts::sin_squared(alpha[c] * v);
+      if (std::isfinite(v) ? std::fabs(got - want) > 1e-6f * (1.f + std::fabs(v)) : !std::isnan(got)) {
+        std::printf("snake_run at (%lld, %lld): %g, want %g\n", (long long)c, (long long)t, got, want);
+        return 1;
+      }
+    }
+  std::vector<float> row(channels), out(channels);  // time-major: one time step's channels
+  for (int64_t c = 0; c < channels; ++c) row[c] = x[c * n + 100];
+  qtts::snake_channels(row.data(), alpha.data(), inv_beta.data(), channels, out.data());
+  for (int64_t c = 0; c < channels; ++c)
+    if (std::fabs(out[c] - y[c * n + 100]) > 1e-6f * (1.f + std::fabs(row[c]))) {
+      std::printf("snake_channels at %lld: %g, want %g\n", (long long)c, out[c], y[c * n + 100]);
+      return 1;
+    }
+  return 0;
+}
+
 }  // namespace
 
 int main() {
+  if (check_snake()) return 1;
   std::mt19937 rng(1234);
   const int64_t shapes[][3] = {{1, 64, 9},    {1, 2048, 6144 / 64}, {3, 2048, 37}, {4, 6144, 21},
                                {7, 1024, 19}, {2, 8192, 11},        {70, 2048, 13}, {5, 65536, 3}};
