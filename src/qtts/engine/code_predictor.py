@@ -12,7 +12,9 @@ layer's norms, projections and MLP, ``lm_head[i]``, ``codec_embedding[i]``) and 
 attention call transformers makes (``scaled_dot_product_attention`` with grouped KV heads,
 causal for the two-position first step), on rotary tables computed once and a KV cache
 allocated once per frame.  Sampling follows transformers' order: temperature, top-k, top-p,
-one multinomial draw; argmax when greedy.  The model code itself is untouched.
+one multinomial draw; argmax when greedy.  The model code itself is untouched.  Where the
+layers' weights are int8 on qtts's kernel, each step's five layers and final norm run in one
+native call instead (``engine.native_stack``).
 """
 
 from __future__ import annotations
