@@ -79,11 +79,12 @@ def prepare_causal_conv(module: Any) -> None:
 def prepack(module: Any) -> None:
     """oneDNN's copy of a channels-first convolution's weights, in its own blocked layout,
     made once (``module.qtts_packed``; ``convolve`` runs it).  ``F.conv1d`` reorders the
-    weights on every call: 7.7 ms of a 1536 -> 768, kernel-7 convolution's 7.7 ms on an
-    8-sample input, 2.4 ms prepacked (measured on the 2-core EPYC; 47.5 -> 43.8 ms on 400
-    samples), the same bits.  Where torch has no oneDNN the plain convolution stays.  The
-    plain weights' mapped pages are released: they are read again only if something runs the
-    plain convolution (FLOP counting in ``qtts bench``)."""
+    weights on every call: a 1536 -> 768, kernel-7 convolution on an 8-sample input took 7.7
+    ms, 2.4 ms prepacked (measured on the 2-core EPYC; 47.5 -> 43.8 ms on 400 samples), with
+    the same bits.  ``torch.ops.mkldnn_prepacked`` is torch-internal: where it is missing or
+    refuses the layout, the plain convolution stays.  The plain weights' mapped pages are
+    released: they are read again only if something runs the plain convolution (FLOP
+    counting in ``qtts bench``)."""
     import torch
 
     from qtts.engine.quant import release_pages
