@@ -64,7 +64,7 @@ fi
 import torch
 assert torch.version.cuda is None, "a CUDA build of torch got installed; expected the CPU build"
 PY
-# 4. qtts's int8 kernel for this CPU, compiled once now rather than on the first synthesis
-#    (~35 s); where it cannot be built, qtts uses torch's kernel.
+# 4. qtts's native kernels for this CPU, compiled once now rather than on the first synthesis
+#    (~60 s); where it cannot be built, qtts uses torch's kernel.
 "$VENV/bin/python" -m qtts.engine.kernels >&2 || true
 echo "installed into $VENV: run '$VENV/bin/qtts doctor' to check this machine" >&2

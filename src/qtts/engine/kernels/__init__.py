@@ -5,9 +5,11 @@ of weights on a 2-core AVX-512 Xeon and 10.9 GB/s on a 2-core AVX2 EPYC, where p
 reading reaches 17-24 GB/s.  ``int8_gemv_core.h`` keeps the weights in int8 and multiplies
 them with activations quantized to 16 bits per row, as an exact integer dot product, with
 the instructions each CPU has (AVX-512 VNNI, AVX2, or aarch64's dot product).  All
-variants give bit-identical results.
+variants give bit-identical results.  The same module carries the native code built on it:
+a whole talker or code-predictor step (``decoder_step.h``, ``engine.native_stack``) and the
+decoder's SnakeBeta in one pass (``snake.h``).
 
-The variant for this CPU is compiled on first use with torch's extension builder (~35 s,
+The variant for this CPU is compiled on first use with torch's extension builder (~60 s,
 once; ``install.sh`` does it ahead) and linked against the OpenMP runtime torch already
 loaded, so it runs on torch's threads.  Where it cannot be built or run (no compiler, a CPU
 with none of these ISAs, a build lock held too long) ``int8_gemv()`` returns None and the
@@ -39,7 +41,7 @@ VARIANT_FLAGS = {
     "avx2": ["-mavx2", "-mfma", "-mf16c"],
     "neon-dotprod": ["-march=armv8.2-a+dotprod"],
 }
-# A build takes ~35 s; a lock older than this was left by a build that was killed.
+# A build takes ~60 s; a lock older than this was left by a build that was killed.
 STALE_LOCK_S = 600.0
 LOCK_WAIT_S = float(os.environ.get("QTTS_KERNEL_LOCK_WAIT_S", "120"))
 
