@@ -3,6 +3,7 @@
 // extension loader with that variant's flags (see __init__.py).
 #include <torch/extension.h>
 
+#include <string>
 #include <vector>
 
 #include "decoder_step.h"
