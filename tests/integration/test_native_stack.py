@@ -133,6 +133,7 @@ def test_tiny_checkpoint_runs_both_loops_natively_and_close_to_python(tiny_engin
     loop = tiny_engine.talker_loop
     predictor = tiny_engine._tts.model.talker.code_predictor
     natives = loop.native, predictor.__dict__["_qtts_native"]
+    frame = predictor.__dict__.pop("_qtts_frame")  # this test is about the steps (the frame: test_predictor_frame.py)
     reference = audio_mod.prepare_reference(smoke_reference(3.0), 30)
     prompt = tiny_engine.create_prompt(reference, "Hello there, this is a test.", False)
     runs = {}
@@ -154,6 +155,7 @@ def test_tiny_checkpoint_runs_both_loops_natively_and_close_to_python(tiny_engin
         finally:
             del loop.head
             loop.native, predictor.__dict__["_qtts_native"] = natives
+            predictor.__dict__["_qtts_frame"] = frame
         runs[name] = codes, seen
         if talker_native is not None:
             assert talker_native.calls >= 5 and predictor_native.calls >= 5 * 15

@@ -137,6 +137,7 @@ class _InputRecorder:
         is installed), and the lean code predictor with the recorded codes as its choices."""
         import torch
 
+        from qtts.engine.code_predictor import Sampling, predict_frame
         from qtts.engine.talker import _KVCache
 
         loop = talker.generate
@@ -153,17 +154,9 @@ class _InputRecorder:
                 else:
                     hidden = loop._layers(embeds.to(loop.dtype), position, cache, start, None)
                 talker_rows.append(loop.head(hidden)[0][0])
-            predictor_rows = []
-            for inputs, codes in self.predictor_inputs:
-                seen: list[Any] = []
-
-                def teacher(step: int, step_logits: Any, codes: Any = codes, seen: list = seen) -> Any:
-                    seen.append(step_logits[0].float())
-                    return codes[:, step]
-
-                talker.code_predictor.generate(inputs_embeds=inputs.to(loop.dtype), max_new_tokens=codes.shape[1],
-                                               sampler=teacher)
-                predictor_rows.append(torch.stack(seen))
+            predictor_rows = [predict_frame(talker.code_predictor, inputs.to(loop.dtype), [Sampling()], forced=codes,
+                                            keep_logits=True).logits[0].float()
+                              for inputs, codes in self.predictor_inputs]
         return {"talker": torch.stack(talker_rows).float(), "code_predictor": torch.cat(predictor_rows)}
 
 

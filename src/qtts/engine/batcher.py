@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from qtts.engine.code_predictor import _sample
+from qtts.engine.code_predictor import Sampling
 from qtts.engine.layers import attend_cached
 from qtts.engine.quant import MANY_ROWS
 from qtts.engine.talker import LeanTalker, _CacheRows, _KVCache, _process
@@ -103,13 +103,12 @@ class Stream:
         return self._done.is_set()
 
     # -- the loop's side ----------------------------------------------------------------------
-    def sample(self, scores: torch.Tensor, prefix: str = "") -> torch.Tensor:
+    def sampling(self, prefix: str = "") -> Sampling:
         """The talker's sampling (``prefix`` "subtalker_": the code predictor's), with this
         stream's own random generator."""
         s = self.request.settings
-        do_sample = s.get("subtalker_dosample" if prefix else "do_sample", True)
-        return _sample(scores, do_sample, s.get(prefix + "top_k", 50), s.get(prefix + "top_p", 1.0),
-                       s.get(prefix + "temperature", 1.0), self.generator)
+        return Sampling(s.get("subtalker_dosample" if prefix else "do_sample", True), s.get(prefix + "top_k", 50),
+                        s.get(prefix + "top_p", 1.0), s.get(prefix + "temperature", 1.0), self.generator)
 
     def finish(self, error: BaseException | None = None) -> None:
         self.error = error
@@ -243,7 +242,7 @@ class FrameLoop:
             s = stream.request.settings
             scores = _process(stream.logits, history, s.get("repetition_penalty", 1.0), stream.min_new_tokens,
                               stream.eos, stream.suppress)
-            token = stream.sample(scores)
+            token = stream.sampling().draw(scores)
             stream.tokens.append(int(token))
             history = torch.tensor([stream.tokens], dtype=torch.long)
             guard = stream.request.guard
@@ -271,11 +270,8 @@ class FrameLoop:
         """The code predictor and the talker's step for ``streams``, as one batch."""
         loop = self.talker_loop
 
-        def sample(_step: int, logits: torch.Tensor) -> torch.Tensor:
-            return torch.cat([s.sample(logits[i:i + 1], "subtalker_") for i, s in enumerate(streams)])
-
         past_hidden = torch.cat([s.past_hidden for s in streams])
-        codec_ids, inputs = loop.predict(past_hidden, token, sample)
+        codec_ids, inputs = loop.predict(past_hidden, token, [s.sampling("subtalker_") for s in streams])
         texts = []
         for i, stream in enumerate(streams):
             stream.add_frame(codec_ids[i])

@@ -20,12 +20,73 @@ native call instead (``engine.native_stack``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from qtts.engine.layers import decoder_layer, signed_sin
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """One row's sampling settings (transformers' names without the prefix) and its random
+    generator (None: torch's global one)."""
+
+    do_sample: bool = True
+    top_k: int = 50
+    top_p: float = 1.0
+    temperature: float = 1.0
+    generator: torch.Generator | None = None
+
+    def draw(self, logits: torch.Tensor) -> torch.Tensor:
+        return _sample(logits, self.do_sample, self.top_k, self.top_p, self.temperature, self.generator)
+
+
+@dataclass
+class Frame:
+    """A frame's residual codes from the code predictor."""
+
+    codes: torch.Tensor  # (batch, steps)
+    summed: torch.Tensor  # (batch, 1, talker width): code 0's and the new codes' embeddings summed
+    logits: torch.Tensor | None = None  # (batch, steps, vocab) fp32, when asked for
+
+
+@torch.inference_mode()
+def predict_frame(predictor: nn.Module, inputs_embeds: torch.Tensor, rows: list[Sampling],
+                  forced: torch.Tensor | None = None, keep_logits: bool = False) -> Frame:
+    """The residual codes after ``inputs_embeds`` = [the talker's last hidden, code 0's
+    embedding] (batch, 2, talker width), each row sampled by its ``rows`` entry, or taken
+    from ``forced`` (batch, steps) (teacher forcing).  In one native call where the
+    predictor has one (``engine.native_stack.build_frame``); else the lean loop below."""
+    steps = len(predictor.lm_head)
+    native = predictor.__dict__.get("_qtts_frame") if inputs_embeds.dtype == torch.float32 else None
+    if native is not None:
+        cos, sin = _rotary_tables(predictor.model, steps + 1, inputs_embeds)
+        uniforms = torch.stack([torch.rand(steps, generator=row.generator) if row.do_sample else torch.zeros(steps)
+                                for row in rows])
+        logits = torch.empty((len(rows), steps, predictor.lm_head[0].out_features)) if keep_logits else torch.empty(0)
+        codes, summed = native.run(inputs_embeds.contiguous(), cos, sin, [r.do_sample for r in rows],
+                                   [int(r.top_k or 0) for r in rows], [float(1.0 if r.top_p is None else r.top_p)
+                                                                       for r in rows],
+                                   [float(r.temperature or 0.0) for r in rows], uniforms,
+                                   torch.empty(0, dtype=torch.long) if forced is None else forced.contiguous(), logits)
+        return Frame(codes, summed, logits if keep_logits else None)
+    seen: list[torch.Tensor] = []
+
+    def sampler(step: int, logits: torch.Tensor) -> torch.Tensor:
+        if keep_logits:
+            seen.append(logits)
+        if forced is not None:
+            return forced[:, step]
+        return torch.cat([row.draw(logits[i:i + 1]) for i, row in enumerate(rows)])
+
+    codes = lean_code_predictor(predictor, inputs_embeds, steps, sampler=sampler).sequences
+    embeddings = predictor.get_input_embeddings()
+    hiddens = [inputs_embeds[:, 1:2]] + [embeddings[i](codes[..., i:i + 1]).to(inputs_embeds.dtype)
+                                         for i in range(steps)]
+    return Frame(codes, torch.cat(hiddens, dim=1).sum(1, keepdim=True), torch.stack(seen, dim=1) if keep_logits else None)
 
 
 class _Sequences:

@@ -7,7 +7,7 @@ and stopping criteria as objects, and the output collects every layer's hidden s
 ``LeanTalker`` is a drop-in for ``talker.generate`` as ``Qwen3TTSForConditionalGeneration
 .generate`` calls it.  It calls the same modules in the same order (each layer's norms,
 projections, the rotary embedding (see ``_layers``), the attention call transformers makes,
-the MLP, the final norm, ``codec_head``, ``code_predictor.generate``), on a KV cache
+the MLP, the final norm, ``codec_head``, the code predictor (``code_predictor.predict_frame``)), on a KV cache
 allocated once, and applies transformers' processors in transformers' order: repetition
 penalty, minimum length, suppressed tokens, then temperature, top-k and top-p.  Under
 greedy decoding with fp32 weights its codes are identical to upstream's (tested).
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from qtts.engine.code_predictor import _sample
+from qtts.engine.code_predictor import Sampling, _sample, predict_frame
 from qtts.engine.layers import decoder_layer, signed_sin
 from qtts.engine.prefix_cache import PrefixCache
 
@@ -95,6 +95,7 @@ class LeanTalker:
         unfinished = torch.ones(batch, dtype=torch.bool)
         trailing = trailing_text_hidden.to(self.dtype)
         pad_embed = tts_pad_embed.to(self.dtype)
+        sub_sampling = Sampling(subtalker_dosample, subtalker_top_k, subtalker_top_p, subtalker_temperature)
         step = 0
         while True:
             scores = _process(logits, tokens, repetition_penalty, min_new_tokens, eos, suppress)
@@ -109,8 +110,7 @@ class LeanTalker:
                 break
 
             started = time.perf_counter()
-            codec_ids, inputs = self.predict(past_hidden, token, lambda _step, row_logits: _sample(
-                row_logits, subtalker_dosample, subtalker_top_k, subtalker_top_p, subtalker_temperature))
+            codec_ids, inputs = self.predict(past_hidden, token, [sub_sampling] * batch)
             times.code_predictor_s += time.perf_counter() - started
             if self.frame_listener is not None:
                 self.frame_listener(codec_ids[0])
@@ -161,21 +161,12 @@ class LeanTalker:
         return logits[:, -1, :].to(copy=True, dtype=torch.float32), hidden[:, -1:, :]
 
     def predict(self, past_hidden: torch.Tensor, token: torch.Tensor,
-                sample: Callable[[int, torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The code predictor's 15 codes after ``token``: (the frame's 16 codes, the next
-        talker input before its text part)."""
-        talker = self.talker
-        predictor = talker.code_predictor
-        groups = talker.config.num_code_groups
-        last_id_hidden = talker.get_input_embeddings()(token[:, None]).to(self.dtype)
-        predicted = predictor.generate(inputs_embeds=torch.cat((past_hidden, last_id_hidden), dim=1),
-                                       max_new_tokens=groups - 1, sampler=sample,
-                                       output_hidden_states=True, return_dict_in_generate=True).sequences
-        codec_ids = torch.cat((token[:, None], predicted), dim=-1)
-        embeddings = predictor.get_input_embeddings()
-        codec_hiddens = torch.cat([last_id_hidden] + [embeddings[i](predicted[..., i:i + 1]).to(self.dtype)
-                                                      for i in range(groups - 1)], dim=1)
-        return codec_ids, codec_hiddens.sum(1, keepdim=True)
+                rows: list[Sampling]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The code predictor's 15 codes after ``token``, row ``b`` sampled by ``rows[b]``:
+        (the frame's 16 codes, the next talker input before its text part)."""
+        last_id_hidden = self.talker.get_input_embeddings()(token[:, None]).to(self.dtype)
+        frame = predict_frame(self.talker.code_predictor, torch.cat((past_hidden, last_id_hidden), dim=1), rows)
+        return torch.cat((token[:, None], frame.codes), dim=-1), frame.summed
 
     def _layers(self, hidden: torch.Tensor, positions: torch.Tensor, cache: "_KVCache", start: int,
                 mask: torch.Tensor | None) -> torch.Tensor:

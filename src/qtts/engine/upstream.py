@@ -236,6 +236,8 @@ def install(model: Any, precision: str, int8_kernel: bool = True, cache_home: Pa
         talker_native = native_stack.build(talker.model, kernel, dtype)
         predictor_native = native_stack.build(predictor.model, kernel, dtype, native_stack.cache_budget())
         report.patches["native decoder steps"] = int(talker_native is not None) + int(predictor_native is not None)
+        predictor.__dict__["_qtts_frame"] = native_stack.build_frame(predictor, predictor_native, kernel)
+        report.patches["native code-predictor frame"] = int(predictor.__dict__["_qtts_frame"] is not None)
     _require_attributes("code predictor loop", predictor, ("generate", "model", "lm_head", "small_to_mtp_projection"))
     predictor.generate = types.MethodType(lean_code_predictor, predictor)
     predictor.__dict__["_qtts_native"] = predictor_native

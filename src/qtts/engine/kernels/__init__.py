@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 SOURCE = HERE / "binding.cpp"
-HEADERS = [HERE / "int8_gemv_core.h", HERE / "decoder_step.h", HERE / "snake.h"]
+HEADERS = [HERE / "int8_gemv_core.h", HERE / "decoder_step.h", HERE / "predictor_frame.h", HERE / "snake.h"]
 K_MULTIPLE = 64  # the kernel's input width must be a multiple of this
 # Compiler flags of each variant (the core header picks its code path from them).
 VARIANT_FLAGS = {

@@ -1,13 +1,16 @@
-// torch binding of qtts's native code: the int8 kernel (int8_gemv_core.h) and the fused
-// decoder step built on it (decoder_step.h).  One module per ISA variant, built by torch's
+// torch binding of qtts's native code: the int8 kernel (int8_gemv_core.h), the fused
+// decoder step built on it (decoder_step.h), the code predictor's frame (predictor_frame.h)
+// and SnakeBeta (snake.h).  One module per ISA variant, built by torch's
 // extension loader with that variant's flags (see __init__.py).
 #include <torch/extension.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "decoder_step.h"
 #include "int8_gemv_core.h"
+#include "predictor_frame.h"
 #include "snake.h"
 
 // w: (N, K) int8 row-major -> the 1-D packed layout the kernel reads (int8_gemv_core.h).
@@ -52,6 +55,51 @@ qtts::DecoderStack make_stack(const std::vector<std::vector<torch::Tensor>>& lay
   return qtts::DecoderStack(std::move(out), final_norm, eps, q_heads, kv_heads, head_dim, scaling, resident_layers);
 }
 
+std::vector<qtts::RowSampling> row_sampling(const std::vector<bool>& do_sample, const std::vector<int64_t>& top_k,
+                                             const std::vector<double>& top_p, const std::vector<double>& temperature) {
+  TORCH_CHECK(top_k.size() == do_sample.size() && top_p.size() == do_sample.size() &&
+                  temperature.size() == do_sample.size(), "sampling: one setting of each kind per row");
+  std::vector<qtts::RowSampling> rows;
+  for (size_t i = 0; i < do_sample.size(); ++i) rows.push_back({do_sample[i], top_k[i], top_p[i], temperature[i]});
+  return rows;
+}
+
+// projection: [packed, row_sums, scale] or [] (identity); bias: (hidden,) float32 or None;
+// heads: per code [packed, row_sums, scale]; embeddings: per code (vocab, width).
+qtts::PredictorFrame make_frame(const qtts::DecoderStack& stack, const std::vector<torch::Tensor>& projection,
+                                c10::optional<torch::Tensor> bias, const std::vector<std::vector<torch::Tensor>>& heads,
+                                const std::vector<torch::Tensor>& embeddings, int64_t kv_heads, int64_t head_dim) {
+  TORCH_CHECK(projection.empty() || projection.size() == 3, "frame: projection as [packed, row_sums, scale] or []");
+  TORCH_CHECK(!embeddings.empty(), "frame: no embeddings");
+  const int64_t width = embeddings[0].size(1);
+  const auto project = projection.empty() ? qtts::PackedLinear{}
+                                          : qtts::packed_linear(projection[0], projection[1], projection[2], width);
+  std::vector<qtts::PackedLinear> packed_heads;
+  for (const auto& t : heads) {
+    TORCH_CHECK(t.size() == 3, "frame: a head as [packed, row_sums, scale]");
+    packed_heads.push_back(qtts::packed_linear(t[0], t[1], t[2], stack.hidden()));
+  }
+  return qtts::PredictorFrame(stack, project, bias.has_value() ? bias->contiguous() : torch::Tensor(),
+                              std::move(packed_heads), embeddings, kv_heads, head_dim);
+}
+
+std::tuple<torch::Tensor, torch::Tensor> run_frame(const qtts::PredictorFrame& frame, const torch::Tensor& inputs,
+                                                   const torch::Tensor& cos, const torch::Tensor& sin_signed,
+                                                   const std::vector<bool>& do_sample, const std::vector<int64_t>& top_k,
+                                                   const std::vector<double>& top_p,
+                                                   const std::vector<double>& temperature, const torch::Tensor& uniforms,
+                                                   const torch::Tensor& forced, const torch::Tensor& logits) {
+  return frame.run(inputs, cos, sin_signed, row_sampling(do_sample, top_k, top_p, temperature), uniforms, forced, logits);
+}
+
+// One code from (n,) float32 logits, as a frame samples (for tests).
+int64_t sample(torch::Tensor logits, bool do_sample, int64_t top_k, double top_p, double temperature, double u) {
+  TORCH_CHECK(logits.dim() == 1 && logits.scalar_type() == torch::kFloat, "sample: logits must be (n,) float32");
+  auto scratch = logits.contiguous().clone();
+  return qtts::sample_logits(scratch.data_ptr<float>(), scratch.numel(), {do_sample, top_k, top_p, temperature},
+                             static_cast<float>(u));
+}
+
 // x: (B, C, T) float32, channels-first (time contiguous) or time-major (channels contiguous);
 // alpha, inv_beta: (C,) float32.  Returns x + inv_beta * sin(alpha * x)^2 in x's layout.
 torch::Tensor snake(torch::Tensor x, torch::Tensor alpha, torch::Tensor inv_beta) {
@@ -91,5 +139,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def("step", &qtts::DecoderStack::step, "one generation step through every layer and the final norm",
            pybind11::call_guard<pybind11::gil_scoped_release>());
   m.def("decoder_stack", &make_stack, "a DecoderStack over int8 layers (see decoder_step.h)");
+  pybind11::class_<qtts::PredictorFrame>(m, "PredictorFrame")
+      .def("run", &run_frame, "a code-predictor frame: (codes, summed embeddings); see predictor_frame.h",
+           pybind11::call_guard<pybind11::gil_scoped_release>());
+  m.def("predictor_frame", &make_frame, "a PredictorFrame over a DecoderStack, heads and embeddings");
+  m.def("sample", &sample, "one code from logits as a PredictorFrame samples");
   m.def("snake", &snake, "SnakeBeta in one pass (see snake.h)");
 }

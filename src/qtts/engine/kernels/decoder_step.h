@@ -116,6 +116,9 @@ class DecoderStack {
     }
   }
 
+  int64_t hidden() const { return hidden_; }
+  int64_t layers() const { return static_cast<int64_t>(layers_.size()); }
+
   // x: (B, S, hidden) float32, S new positions per row.  cos, sin_signed: (1 or B, S, head_dim),
   // the rotary tables of the new positions (sin_signed = [-sin, sin] by halves).  keys[b],
   // values[b]: row b's cache, (layers, kv_heads, capacity, head_dim) with the last dimension
