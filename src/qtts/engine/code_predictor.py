@@ -15,6 +15,12 @@ allocated once per frame.  Sampling follows transformers' order: temperature, to
 one multinomial draw; argmax when greedy.  The model code itself is untouched.  Where the
 layers' weights are int8 on qtts's kernel, each step's five layers and final norm run in one
 native call instead (``engine.native_stack``).
+
+qtts's own loops call ``predict_frame``: where the projection, the heads and the layers are
+all int8 on qtts's kernel, the whole frame (15 codes: projection, layers, head, sampling,
+embedding, and the sum of the frame's embeddings) is one native call
+(``kernels/predictor_frame.h``), which draws from the same distribution as ``_sample`` with
+one uniform per code from the row's generator (not the same draw as ``torch.multinomial``).
 """
 
 from __future__ import annotations
