@@ -247,7 +247,7 @@ def install(model: Any, precision: str, int8_kernel: bool = True, cache_home: Pa
     report.patches["talker loop"] = 1
     report.activation_dtype = str(dtype).replace("torch.", "")
     report.patches.update(speed_up_decoder(model.speech_tokenizer))
-    report.patches["speaker encoder in fp32"] = speaker_encoder_in_fp32(model)
+    report.patches.update(fp32_where_bf16_is_emulated(model))
     return report
 
 
@@ -298,28 +298,36 @@ def activation_dtype(talker: Any, precision: str) -> Any:
     return model_dtype
 
 
-def speaker_encoder_in_fp32(model: Any) -> int:
-    """On CPUs without native bf16, the speaker encoder (a 12M-parameter convolutional
-    network, bf16 when the model is) runs in fp32: torch has no fast bf16 convolution there
-    and takes its reference loops (measured on the 2-core EPYC: 2.08 of create_prompt's 2.63 s
-    for a 4 s reference).  Upstream casts the mel input to the model's dtype; the wrapper
-    casts it to fp32 and the embedding back.  Returns 1 when installed."""
+def fp32_where_bf16_is_emulated(model: Any) -> dict[str, int]:
+    """On CPUs without native bf16, the parts run once per request in the model's dtype run
+    in fp32: the speaker encoder (a 12M-parameter convolutional network) and the talker's text
+    projection (two 2048x2048 linears over every text token).  There torch's bf16 convolutions
+    are its reference loops and its bf16 GEMM is emulated; measured on the 2-core EPYC: the
+    encoder 2.08 of a 4 s reference's 2.63 s prompt, the projection 85 ms of a sentence's
+    prompt (102 tokens).  Upstream casts inputs to the model's dtype and uses the outputs in
+    it: each module's ``forward`` is wrapped to take its input in fp32 and give its output
+    back in the input's dtype.  Counts per part (1 where installed)."""
     import torch
 
     from qtts.engine.quant import fast_bf16_gemm
 
-    encoder = getattr(model, "speaker_encoder", None)
-    if encoder is None or fast_bf16_gemm() or next(encoder.parameters()).dtype != torch.bfloat16:
-        return 0
-    encoder.float()
-    forward = type(encoder).forward
+    parts = {"speaker encoder in fp32": getattr(model, "speaker_encoder", None),
+             "text projection in fp32": getattr(getattr(model, "talker", None), "text_projection", None)}
+    counts = {}
+    for name, module in parts.items():
+        counts[name] = 0
+        if module is None or fast_bf16_gemm() or next(module.parameters()).dtype != torch.bfloat16:
+            continue
+        module.float()
+        forward = type(module).forward
 
-    def fp32_forward(self: Any, mels: Any, *args: Any, **kwargs: Any) -> Any:
-        out = forward(self, mels.float(), *args, **kwargs)
-        return out.to(mels.dtype) if isinstance(out, torch.Tensor) else out
+        def fp32_forward(self: Any, inputs: Any, *args: Any, _forward: Any = forward, **kwargs: Any) -> Any:
+            out = _forward(self, inputs.float(), *args, **kwargs)
+            return out.to(inputs.dtype) if isinstance(out, torch.Tensor) else out
 
-    encoder.forward = types.MethodType(fp32_forward, encoder)
-    return 1
+        module.forward = types.MethodType(fp32_forward, module)
+        counts[name] = 1
+    return counts
 
 
 def speed_up_decoder(speech_tokenizer: Any) -> dict[str, int]:
