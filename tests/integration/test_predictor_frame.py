@@ -5,7 +5,7 @@ its sampling against transformers' order as code_predictor._sample applies it.""
 import pytest
 import torch
 
-from qtts.engine import kernels
+from qtts.engine import kernels, quant
 from qtts.engine.code_predictor import Sampling, _sample, predict_frame
 
 pytestmark = pytest.mark.skipif(kernels.load() is None, reason="qtts's native kernel cannot be built here")
@@ -66,14 +66,48 @@ def predictor(tiny_engine):
     predictor.__dict__["_qtts_frame"] = frame
 
 
+@pytest.fixture(scope="module")
+def projected_predictor(tiny_engine):
+    """The real code-predictor class narrower than its talker (as at 1.7B: 1024 against 2048),
+    so that an input projection with a bias runs first; random weights, int8 and fused as the
+    fast path makes them."""
+    import copy
+
+    from qtts.engine import native_stack
+    from qtts.engine.layers import fuse_projections
+    from qtts.engine.quant import Quantizer
+
+    talker = tiny_engine._tts.model.talker
+    config, talker_config = copy.deepcopy(talker.code_predictor.config), copy.deepcopy(talker.config)
+    talker_config.hidden_size = 2 * config.hidden_size
+    torch.manual_seed(0)
+    model = type(talker.code_predictor)(config, talker_config).eval()
+    with torch.no_grad():
+        model.small_to_mtp_projection.bias.uniform_(-0.5, 0.5)
+    kernel = kernels.load()
+    Quantizer("int8", kernel=kernel).module(model)
+    fuse_projections(model.model.layers)
+    stack = native_stack.build(model.model, kernel, torch.float32)
+    model.__dict__["_qtts_native"] = stack
+    model.__dict__["_qtts_frame"] = native_stack.build_frame(model, stack, kernel)
+    assert model.__dict__["_qtts_frame"] is not None
+    return model
+
+
 def _inputs(predictor, batch: int, seed: int) -> torch.Tensor:
     width = predictor.get_input_embeddings()[0].embedding_dim
     return torch.randn(batch, 2, width, generator=torch.Generator().manual_seed(seed))
 
 
-def test_frame_matches_the_python_loop_teacher_forced(predictor):
+@pytest.mark.parametrize("which", ["tiny", "projected"])
+def test_frame_matches_the_python_loop_teacher_forced(request, which):
     """Greedy native codes are the argmax of the native logits; the Python loop forced to the
-    same codes gives the same logits (to float rounding) and the same embedding sum."""
+    same codes gives the same logits (to float rounding) and the same embedding sum; with and
+    without an input projection."""
+    predictor = request.getfixturevalue("predictor" if which == "tiny" else "projected_predictor")
+    if which == "projected":
+        assert isinstance(predictor.small_to_mtp_projection, quant.Int8Linear)
+        assert predictor.small_to_mtp_projection.bias is not None
     inputs = _inputs(predictor, 3, 0)
     native = predict_frame(predictor, inputs, [Sampling(do_sample=False)] * 3, keep_logits=True)
     steps = len(predictor.lm_head)
@@ -136,3 +170,30 @@ def test_synthesis_runs_every_frame_through_the_native_frame(tiny_engine, predic
     prompt = tiny_engine.create_prompt(reference, "Hello there, this is a test.", False)
     codes = generation.generate(tiny_engine._tts, ["Hello world, again."], "English", prompt, max_new_tokens=8)[0]
     assert len(calls) >= len(codes) - 1 >= 1
+
+
+def test_build_frame_refuses_what_it_cannot_run(tiny_engine, predictor):
+    from qtts.engine import native_stack
+
+    kernel, stack = kernels.load(), predictor.__dict__["_qtts_native"]
+    assert native_stack.build_frame(predictor, stack, kernel) is not None
+    assert native_stack.build_frame(predictor, None, kernel) is None
+    head = predictor.lm_head[0]
+    head.bias = torch.nn.Parameter(torch.zeros(head.out_features), requires_grad=False)
+    try:
+        assert native_stack.build_frame(predictor, stack, kernel) is None
+    finally:
+        head.bias = None
+
+
+def test_build_frame_refuses_a_projection_off_the_kernel(projected_predictor):
+    from qtts.engine import native_stack
+
+    kernel, stack = kernels.load(), projected_predictor.__dict__["_qtts_native"]
+    original = projected_predictor.small_to_mtp_projection
+    projected_predictor.small_to_mtp_projection = torch.nn.Linear(original.in_features, original.out_features)
+    try:
+        assert native_stack.build_frame(projected_predictor, stack, kernel) is None
+    finally:
+        projected_predictor.small_to_mtp_projection = original
+    assert native_stack.build_frame(projected_predictor, stack, kernel) is not None

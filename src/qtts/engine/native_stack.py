@@ -53,29 +53,37 @@ def build_frame(predictor: nn.Module, stack: Any, kernel: Any) -> Any | None:
     """A native ``PredictorFrame`` (``kernels/predictor_frame.h``): a whole frame of the code
     predictor (``stack``, the ``build`` over its layers) with its input projection, heads,
     sampling and embeddings in one call; None where those are not all supported."""
-    from qtts.engine.quant import Int8Linear
-
-    if stack is None:
-        return None
-    projection = predictor.small_to_mtp_projection
-    heads, embeddings = list(predictor.lm_head), list(predictor.get_input_embeddings())
-    native_linear = lambda m: isinstance(m, Int8Linear) and m.kernel is kernel  # noqa: E731
-    reason = ("" if isinstance(projection, nn.Identity) or native_linear(projection) else "the input projection")
-    if not all(native_linear(head) and head.bias is None for head in heads):
-        reason = "a head is not an int8 linear on the native kernel"
-    elif len(heads) != len(embeddings) or not all(isinstance(e, nn.Embedding) and e.weight.dtype in (torch.float32, torch.bfloat16)
-                                                  for e in embeddings):
-        reason = "embeddings"
+    reason = "no native step" if stack is None else _frame_unsupported(predictor, kernel)
     if reason:
         log.debug("native code-predictor frame not used: %s", reason)
         return None
+    projection = predictor.small_to_mtp_projection
+    identity = isinstance(projection, nn.Identity)
+    linear = [] if identity else [projection.weight_packed, projection.row_sums, projection.scale_fp32]
+    bias = None if identity or projection.bias is None else projection.bias.detach().float()
     first = predictor.model.layers[0].self_attn
-    linear = [] if isinstance(projection, nn.Identity) else [projection.weight_packed, projection.row_sums,
-                                                             projection.scale_fp32]
-    bias = None if isinstance(projection, nn.Identity) or projection.bias is None else projection.bias.detach().float()
-    return kernel.predictor_frame(stack, linear, bias, [[h.weight_packed, h.row_sums, h.scale_fp32] for h in heads],
-                                  [e.weight.detach() for e in embeddings],
+    return kernel.predictor_frame(stack, linear, bias,
+                                  [[h.weight_packed, h.row_sums, h.scale_fp32] for h in predictor.lm_head],
+                                  [e.weight.detach() for e in predictor.get_input_embeddings()],
                                   first.k_proj.out_features // first.head_dim, first.head_dim)
+
+
+def _frame_unsupported(predictor: nn.Module, kernel: Any) -> str:
+    from qtts.engine.quant import Int8Linear
+
+    def native_linear(module: nn.Module) -> bool:
+        return isinstance(module, Int8Linear) and module.kernel is kernel
+
+    projection = predictor.small_to_mtp_projection
+    heads, embeddings = list(predictor.lm_head), list(predictor.get_input_embeddings())
+    if not (isinstance(projection, nn.Identity) or native_linear(projection)):
+        return "the input projection is not an int8 linear on the native kernel"
+    if not all(native_linear(head) and head.bias is None for head in heads):
+        return "a head is not an int8 linear on the native kernel"
+    if len(heads) != len(embeddings) or not all(
+            isinstance(e, nn.Embedding) and e.weight.dtype in (torch.float32, torch.bfloat16) for e in embeddings):
+        return "embeddings"
+    return ""
 
 
 def resident_layers(layers: list[list[torch.Tensor]], budget: int) -> int:
