@@ -86,8 +86,9 @@ def test_a_cancelled_stream_leaves_at_the_next_frame_and_a_failing_one_fails_alo
     healthy = loop.submit(_request(engine, prompt, TEXTS[1], CAPS[1]))
     _take(doomed, 3)
     stop.set()
+    made = len(doomed.codes)  # frames made when the cancel came (this thread may lag the loop)
     cancelled = doomed.result()
-    assert guard.cancelled and 3 <= len(cancelled) <= 5
+    assert guard.cancelled and 3 <= made <= len(cancelled) <= made + 2
     with pytest.raises(RuntimeError):
         failing.result()
     assert torch.equal(healthy.result(), expected)

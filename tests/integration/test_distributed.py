@@ -18,6 +18,10 @@ def test_redis_two_workers_twenty_concurrent_jobs(service_settings, tiny_engine,
         workers = [qtts_process(["worker"], process_env(settings, QTTS_QUEUE_URL=url), tmp_path / f"worker{i}.log")
                    for i in range(2)]
         try:
+            # both consuming before the jobs arrive: one worker alone can finish 20 tiny jobs
+            # while the other still imports
+            wait_until(lambda: all("worker ready" in _text(tmp_path / f"worker{i}.log") for i in range(2)),
+                       timeout=180, interval=0.5, what="both workers ready")
             with running_app(create_app(settings, tiny_engine)) as api:
                 def submit(i):
                     body = {"input": f"Distributed job number {i}.", "voice": library_voice, "seed": i, "max_frames": 8}
@@ -37,3 +41,7 @@ def test_redis_two_workers_twenty_concurrent_jobs(service_settings, tiny_engine,
     assert len({j.worker for j in jobs}) == 2  # both workers took jobs
     artifacts = sorted(p.name for p in settings.artifacts_path.iterdir())
     assert artifacts == sorted(f"{i}.a1.wav" for i in ids)  # one attempt each
+
+
+def _text(path) -> str:  # noqa: ANN001
+    return path.read_text(errors="replace") if path.exists() else ""
