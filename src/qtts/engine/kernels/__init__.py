@@ -6,8 +6,9 @@ reading reaches 17-24 GB/s.  ``int8_gemv_core.h`` keeps the weights in int8 and 
 them with activations quantized to 16 bits per row, as an exact integer dot product, with
 the instructions each CPU has (AVX-512 VNNI, AVX2, or aarch64's dot product).  All
 variants give bit-identical results.  The same module carries the native code built on it:
-a whole talker or code-predictor step (``decoder_step.h``, ``engine.native_stack``) and the
-decoder's SnakeBeta in one pass (``snake.h``).
+a whole talker or code-predictor step (``decoder_step.h``, ``engine.native_stack``), the code
+predictor's whole frame with its sampling (``predictor_frame.h``) and the decoder's SnakeBeta
+in one pass (``snake.h``).
 
 The variant for this CPU is compiled on first use with torch's extension builder (~60 s,
 once; ``install.sh`` does it ahead) and linked against the OpenMP runtime torch already

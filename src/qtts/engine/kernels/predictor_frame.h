@@ -110,7 +110,7 @@ class PredictorFrame {
     TORCH_CHECK(!bias_.defined() || (bias_.scalar_type() == torch::kFloat && bias_.numel() == hidden_),
                 "predictor frame: bias must be (hidden,) float32");
     for (size_t i = 0; i < heads_.size(); ++i) {
-      TORCH_CHECK(heads_[i].k == hidden_, "predictor frame: head width");
+      TORCH_CHECK(heads_[i].k == hidden_ && heads_[i].n == heads_[0].n, "predictor frame: head shapes");
       const auto& e = embeddings_[i];
       TORCH_CHECK(e.dim() == 2 && e.size(1) == outer_ && e.is_contiguous() &&
                       (e.scalar_type() == torch::kFloat || e.scalar_type() == torch::kBFloat16),
@@ -143,7 +143,6 @@ class PredictorFrame {
     TORCH_CHECK(!keep || (logits.scalar_type() == torch::kFloat && logits.is_contiguous() && logits.dim() == 3 &&
                           logits.size(0) == batch && logits.size(1) == steps && logits.size(2) == vocab),
                 "frame: logits must be (B, steps, vocab) float32");
-    for (const auto& head : heads_) TORCH_CHECK(head.n == vocab, "frame: heads of different widths");
 
     std::vector<torch::Tensor> keys, values;
     for (int64_t b = 0; b < batch; ++b) {
