@@ -27,6 +27,8 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     home = tmp_path / "qtts-home"
     monkeypatch.setenv("QTTS_HOME", str(home))
+    # In-process by default: the resident engine's tests (test_resident.py) turn it on.
+    monkeypatch.setenv("QTTS_ENGINE", "off")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home
 

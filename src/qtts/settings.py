@@ -84,6 +84,11 @@ class Settings:
     server_url: str = ""  # where 'qtts queue' and 'qtts batch --via-queue' send work; "" = http://host:port
     embedded_worker: bool = True  # 'qtts serve' runs jobs itself
     cors_origins: str = ""  # comma-separated; "" = CORS off
+    # The resident engine (qtts.resident): commands that load a model send their work to a
+    # background qtts process of this user and home that keeps the models loaded; off = load
+    # in the calling process every time (--no-engine, QTTS_ENGINE=off).
+    engine: bool = True
+    engine_idle_s: float = 600.0  # the resident engine exits after this long without a request
 
     @property
     def job_retention_s(self) -> float:
@@ -159,6 +164,9 @@ class Settings:
         if self.job_max_attempts < 1:
             raise BadInput("job_max_attempts must be at least 1", hint="the default is 3")
         self.job_retention_s  # noqa: B018 (validates the duration)
+        if not 0 < self.engine_idle_s < float("inf"):
+            raise BadInput(f"engine_idle_s must be a positive number of seconds, not {self.engine_idle_s}",
+                           hint="e.g. QTTS_ENGINE_IDLE_S=600; QTTS_ENGINE=off runs without the resident engine")
         if self.cpu_threads < 0:
             raise BadInput("cpu_threads must be 0 (auto) or a positive number", hint="e.g. --cpu-threads 2")
 

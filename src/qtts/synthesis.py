@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -153,6 +153,19 @@ def load_reference(settings: Settings, ref_audio: Path | bytes) -> audio_mod.Aud
     return audio_mod.prepare_reference(decoded, settings.max_reference_s)
 
 
+def check_clone(settings: Settings, voice_id: str, ref_audio: Path, ref_text: str | None, x_vector_only: bool,
+                overwrite: bool) -> tuple[VoiceLibrary, audio_mod.Audio]:
+    """Everything a new voice needs checked before a model loads: its id (free, or
+    ``overwrite``), its transcript, the clip itself; returns (library, prepared reference)."""
+    library = VoiceLibrary(settings.voices_dir)
+    validate_voice_id(voice_id)
+    library.check_free(voice_id, overwrite)
+    if not x_vector_only and not (ref_text or "").strip():
+        raise BadInput("--ref-text is required in ICL mode",
+                       hint="pass the words spoken in the clip, or add --x-vector-only")
+    return library, load_reference(settings, ref_audio)
+
+
 def voice_for(engine: "Engine", library: VoiceLibrary, request: SpeakRequest) -> "Voice":
     """What the engine speaks with: checked against its model's kind first, so that a
     request for another kind never reaches the voice library or the speaker encoder."""
@@ -213,21 +226,34 @@ def synthesize_request(
     return data, summary
 
 
-def speak_to_file(settings: Settings, request: SpeakRequest, out_path: Path | None,
-                  progress: Progress | None = None, on_frames: "ProgressCallback | None" = None) -> dict[str, Any]:
-    """Validate, load the model, synthesize and write ``out_path`` atomically (or return
-    the bytes under ``audio_bytes`` when ``out_path`` is None)."""
-    from qtts.engine.core import Engine
-
+def prepare(settings: Settings, request: SpeakRequest) -> tuple[VoiceLibrary, str, SpeakRequest]:
+    """Everything checked before a model loads (the request, its model's kind and language,
+    the reference clip's header and length): (library, model id, clean request)."""
     library = VoiceLibrary(settings.voices_dir)
     model_id = model_of(settings, request)
     request = validate_request(settings, library, request, resolve_model(model_id))
     if request.voice.ref_audio is not None:
         load_reference(settings, request.voice.ref_audio)  # fail on a bad clip before the load
+    return library, model_id, request
+
+
+def speak_to_file(settings: Settings, request: SpeakRequest, out_path: Path | None,
+                  progress: Progress | None = None, on_frames: "ProgressCallback | None" = None) -> dict[str, Any]:
+    """Validate, load the model in this process, synthesize and write ``out_path`` atomically
+    (or return the bytes under ``audio_bytes`` when ``out_path`` is None)."""
+    from qtts.engine.core import Engine
+
+    library, model_id, request = prepare(settings, request)
     say = progress or (lambda _message: None)
     say(f"loading {model_id} ({settings.precision}, {settings.attn_implementation}) ...")
     engine = Engine.load(settings, model_id)
     data, summary = synthesize_request(engine, library, request, progress=say, on_frames=on_frames)
+    return deliver(data, summary, out_path)
+
+
+def deliver(data: bytes, summary: dict[str, Any], out_path: Path | None) -> dict[str, Any]:
+    """Write the audio atomically to ``out_path`` (never a partial file), or keep it in the
+    summary under ``audio_bytes`` for stdout."""
     if out_path is not None:
         write_atomic(out_path, data)
         summary["output"] = str(out_path)
@@ -243,24 +269,32 @@ def stream_to(settings: Settings, request: SpeakRequest, write: Callable[[bytes]
     first audio."""
     from qtts.engine.core import Engine
 
-    if request.output_format not in ("pcm", "wav"):
-        raise BadInput(f"streaming writes raw audio; {request.output_format} cannot be streamed",
-                       hint="use --format pcm or wav with --stream")
-    library = VoiceLibrary(settings.voices_dir)
-    model_id = model_of(settings, request)
-    request = validate_request(settings, library, request, resolve_model(model_id))
-    if request.voice.ref_audio is not None:
-        load_reference(settings, request.voice.ref_audio)  # fail on a bad clip before the load
+    check_streamable(request)
+    library, model_id, request = prepare(settings, request)
     say = progress or (lambda _message: None)
     say(f"loading {model_id} ({settings.precision}) ...")
     engine = Engine.load(settings, model_id)
+    return stream_request(engine, library, request, write)
+
+
+def check_streamable(request: SpeakRequest) -> None:
+    if request.output_format not in ("pcm", "wav"):
+        raise BadInput(f"streaming writes raw audio; {request.output_format} cannot be streamed",
+                       hint="use --format pcm or wav with --stream")
+
+
+def stream_request(engine: "Engine", library: VoiceLibrary, request: SpeakRequest, write: Callable[[bytes], None],
+                   should_cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Synthesize a validated request with a loaded engine, handing ``pcm``/``wav`` bytes to
+    ``write`` as frame groups are decoded; return the summary."""
+    check_streamable(request)
     prompt = voice_for(engine, library, request)
     started = time.perf_counter()
     first_audio = None
     samples = 0
     if request.output_format == "wav":
         write(audio_mod.wav_stream_header(engine.sample_rate))
-    for piece in engine.stream(request.text, prompt, request.options()):
+    for piece in engine.stream(request.text, prompt, request.options(), should_cancel=should_cancel):
         if first_audio is None:
             first_audio = time.perf_counter() - started
         samples += len(piece)
@@ -271,3 +305,26 @@ def stream_to(settings: Settings, request: SpeakRequest, write: Callable[[bytes]
             "audio_seconds": round(seconds, 3), "elapsed_seconds": round(elapsed, 3),
             "rtf": round(elapsed / seconds, 3) if seconds else None, "load_seconds": round(engine.load_seconds, 3),
             "time_to_first_audio_seconds": round(first_audio, 3) if first_audio is not None else None}
+
+
+def request_to_dict(request: SpeakRequest) -> dict[str, Any]:
+    """A request as JSON for the resident engine (a reference clip goes by its absolute path:
+    the engine runs as the same user on the same machine)."""
+    body = asdict(request)
+    ref = request.voice.ref_audio
+    if isinstance(ref, bytes):
+        raise BadInput("a reference clip in memory cannot be sent to the engine", hint="pass it as a file")
+    body["voice"]["ref_audio"] = str(Path(ref).absolute()) if ref is not None else None
+    return body
+
+
+def request_from_dict(body: dict[str, Any]) -> SpeakRequest:
+    """The inverse of ``request_to_dict``; unknown or mistyped fields are bad input."""
+    try:
+        voice = dict(body["voice"])
+        if voice.get("ref_audio") is not None:
+            voice["ref_audio"] = Path(voice["ref_audio"])
+        return SpeakRequest(**{**body, "voice": VoiceSource(**voice)})
+    except (KeyError, TypeError) as exc:
+        raise BadInput(f"malformed request for the engine: {exc}", hint="the CLI and the engine differ in version; "
+                       "run 'qtts engine stop'") from exc

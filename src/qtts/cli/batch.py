@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from qtts.cli.options import (
+    engine_option,
     format_option,
     info,
     language_option,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 @click.option("--server", default=None, help="With --via-queue: server URL. Env QTTS_SERVER_URL.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
 @model_options
+@engine_option
 @with_settings
 def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | None, speaker: str | None,
           instruct: str | None, language: str | None, fmt: str,
@@ -85,11 +87,19 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
 
         engine: list[Any] = []
         model: list[Any] = []
+        in_process = [not settings.engine]
 
         def synthesize(item: BatchItem) -> tuple[bytes, dict]:
             if not model:  # the model's config, read once
                 model.append(resolve_model(settings.model_id))
             request = validate_request(settings, library, request_for(item, model[0]), model[0])
+            if not in_process[0]:
+                from qtts.resident.calls import speak_via_engine
+
+                summary = speak_via_engine(settings, request, None, say=info)
+                if summary is not None:
+                    return summary.pop("audio_bytes"), summary
+                in_process[0] = True
             if not engine:  # load on the first valid item, not for a file of bad lines
                 info(f"loading {settings.model_id} ...")
                 engine.append(Engine.load(settings))

@@ -6,10 +6,17 @@ from pathlib import Path
 
 import click
 
-from qtts.cli.options import info, language_option, model_options, print_json, seed_option, settings_from
+from qtts.cli.options import (
+    engine_option,
+    info,
+    language_option,
+    model_options,
+    print_json,
+    seed_option,
+    settings_from,
+)
 from qtts.settings import Settings
-from qtts.synthesis import load_reference
-from qtts.voices import VoiceInfo, VoiceLibrary, validate_voice_id
+from qtts.voices import VoiceInfo, VoiceLibrary
 
 
 @click.group()
@@ -32,6 +39,7 @@ def clone() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing voice with this id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the voice as JSON on stdout.")
 @model_options
+@engine_option
 @click.pass_context
 def create(ctx: click.Context, voice_id: str, ref_audio: Path | None, ref_text: str | None, x_vector_only: bool,
            design: str | None, sample_text: str | None, language: str | None, seed: int | None, force: bool,
@@ -64,16 +72,17 @@ def create(ctx: click.Context, voice_id: str, ref_audio: Path | None, ref_text: 
 
 def _clone_from_clip(settings: Settings, voice_id: str, ref_audio: Path, ref_text: str | None, x_vector_only: bool,
                      force: bool) -> "VoiceInfo":
-    from qtts.engine.core import Engine
-    from qtts.errors import BadInput
+    from qtts.synthesis import check_clone
 
-    library = VoiceLibrary(settings.voices_dir)
-    validate_voice_id(voice_id)
-    library.check_free(voice_id, force)
-    if not x_vector_only and not (ref_text or "").strip():
-        raise BadInput("--ref-text is required in ICL mode",
-                       hint="pass the words spoken in the clip, or add --x-vector-only")
-    reference = load_reference(settings, ref_audio)
+    library, reference = check_clone(settings, voice_id, ref_audio, ref_text, x_vector_only, force)
+    if settings.engine:
+        from qtts.resident.calls import clone_via_engine
+
+        served = clone_via_engine(settings, voice_id, ref_audio, ref_text, x_vector_only, force, say=info)
+        if served is not None:
+            return library.get(served["voice_id"])
+    from qtts.engine.core import Engine
+
     info(f"loading {settings.model_id} ...")
     engine = Engine.load(settings)
     return library.create(voice_id, reference, ref_text, x_vector_only, engine, overwrite=force)

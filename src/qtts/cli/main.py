@@ -58,10 +58,10 @@ def cli(ctx: click.Context, home: str | None, verbose: int, debug: bool) -> None
 
 
 def _register() -> None:
-    from qtts.cli import batch, bench, clone, doctor, models, queue, serve, speak, speakers
+    from qtts.cli import batch, bench, clone, doctor, engine, models, queue, serve, speak, speakers
 
     for command in (speak.speak, clone.clone, batch.batch, queue.queue, serve.serve, serve.worker, models.models,
-                    doctor.doctor, bench.bench, speakers.speakers):
+                    doctor.doctor, bench.bench, speakers.speakers, engine.engine):
         cli.add_command(command)
 
 

@@ -15,7 +15,7 @@ from qtts.errors import BadInput
 from qtts.settings import ATTENTION, MAX_SEED, PRECISIONS, Settings
 
 MODEL_OPTION_NAMES = ("model_id", "precision", "decoder_precision", "cpu_threads", "attn_implementation",
-                      "fallback_model_id", "memory_check", "low_cpu_mem_usage")
+                      "fallback_model_id", "memory_check", "low_cpu_mem_usage", "engine")
 
 
 def model_options(func: Callable[..., Any] | None = None, *, many: bool = False) -> Any:
@@ -48,6 +48,13 @@ def model_options(func: Callable[..., Any] | None = None, *, many: bool = False)
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+def engine_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--engine/--no-engine: send the work to the resident engine (``qtts.resident``)."""
+    return click.option("--engine/--no-engine", "engine", default=None,
+                        help="Use the resident engine, which keeps the model loaded between calls (default on; "
+                        "env QTTS_ENGINE). --no-engine loads the model in this process.")(func)
 
 
 def settings_from(ctx: click.Context, **flags: Any) -> Settings:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from qtts import audio as audio_mod
 from qtts.cli.options import (
+    engine_option,
     format_option,
     language_option,
     model_options,
@@ -23,7 +26,15 @@ from qtts.cli.options import (
 from qtts.cli.progress import SynthesisProgress
 from qtts.errors import BadInput
 from qtts.settings import Settings
-from qtts.synthesis import VoiceSource, build_request, speak_to_file, stream_to
+from qtts.synthesis import (
+    SpeakRequest,
+    VoiceSource,
+    build_request,
+    check_streamable,
+    prepare,
+    speak_to_file,
+    stream_to,
+)
 
 
 @click.command()
@@ -52,6 +63,7 @@ from qtts.synthesis import VoiceSource, build_request, speak_to_file, stream_to
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr (errors still).")
 @model_options
+@engine_option
 @with_settings
 def speak(settings: Settings, text_arg: str | None, text: str | None, text_file: Path | None, voice_id: str | None,
           ref_audio: Path | None, ref_text: str | None, x_vector_only: bool, speaker: str | None,
@@ -87,28 +99,49 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
 
     watch = SynthesisProgress(quiet)
     progress = watch.message
-
-    if stream:
-        def write(data: bytes) -> None:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-
-        summary = stream_to(settings, request, write, progress=progress)
-        progress(f"{summary['audio_seconds']:.2f} s of audio in {summary['elapsed_seconds']:.2f} s "
-                 f"(RTF {summary['rtf']:.2f}, first audio after {summary['time_to_first_audio_seconds']:.2f} s)")
-        return
+    write = _write_stdout if stream else None
     try:
-        summary = speak_to_file(settings, request, None if to_stdout else Path(out), progress=progress,
-                                on_frames=watch.frames)
+        summary = _speak(settings, request, None if to_stdout else Path(out), progress, watch, write)
     finally:
         watch.close()
+    engine = summary["engine"]
+    where = (f"engine pid {engine['pid']}, {'model already loaded' if engine['warm'] else 'model loaded now'}"
+             if engine["served"] else f"model load {summary['load_seconds']:.1f} s")
+    if stream:
+        progress(f"{summary['audio_seconds']:.2f} s of audio in {summary['elapsed_seconds']:.2f} s "
+                 f"(RTF {summary['rtf']:.2f}, first audio after {summary['time_to_first_audio_seconds']:.2f} s; {where})")
+        return
     if to_stdout:
         sys.stdout.buffer.write(summary.pop("audio_bytes"))
         sys.stdout.buffer.flush()
     else:
         summary.pop("audio_bytes", None)
     progress(f"{summary['audio_seconds']:.2f} s of audio in {summary['elapsed_seconds']:.2f} s "
-             f"(RTF {summary['rtf']:.2f}, model load {summary['load_seconds']:.1f} s)"
-             + ("" if to_stdout else f" -> {out}"))
+             f"(RTF {summary['rtf']:.2f}, {where})" + ("" if to_stdout else f" -> {out}"))
     if as_json:
         print_json(summary)
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _speak(settings: Settings, request: SpeakRequest, out_path: Path | None, progress: Callable[[str], None],
+           watch: SynthesisProgress, write: Callable[[bytes], None] | None) -> dict[str, Any]:
+    """Through the resident engine when it is on and can start, else in this process."""
+    if settings.engine:
+        from qtts.resident.calls import speak_via_engine
+
+        if write is not None:
+            check_streamable(request)
+        _, _, request = prepare(settings, request)  # bad input fails here, before any engine starts
+        summary = speak_via_engine(settings, request, out_path, progress, on_frames=watch.frames, write=write)
+        if summary is not None:
+            return summary
+    if write is not None:
+        summary = stream_to(settings, request, write, progress=progress)
+    else:
+        summary = speak_to_file(settings, request, out_path, progress=progress, on_frames=watch.frames)
+    summary["engine"] = {"served": False}
+    return summary

@@ -42,8 +42,11 @@ class Engines:
     """``get(model)`` returns a loaded engine; ``pick(name)`` maps a request's model name
     (an alias, a repo id, a directory, or one of OpenAI's names) to a served model id."""
 
-    def __init__(self, settings: Settings, engine: "Engine | None" = None) -> None:
+    def __init__(self, settings: Settings, engine: "Engine | None" = None, open_models: bool = False) -> None:
         self.settings = settings
+        # open: any model a request names is served (loaded on first use): the resident engine,
+        # which serves whatever its CLI calls ask for; else only the configured ones.
+        self.open_models = open_models
         self.model_ids: tuple[str, ...] = tuple(dict.fromkeys(expand_alias(m) for m in settings.served_model_ids))
         self.default = self.model_ids[0]
         self._slots = {model_id: _Slot() for model_id in self.model_ids}
@@ -66,6 +69,13 @@ class Engines:
         for model_id, slot in self._slots.items():  # a loaded model's id as its engine spells it
             if slot.engine is not None and slot.engine.model.model_id == wanted:
                 return model_id
+        if self.open_models:
+            resolved = resolve_model(wanted)  # a model that is not there fails here, not in a load
+            with self._lock:
+                self._slots.setdefault(wanted, _Slot())
+                self._resolved.setdefault(wanted, resolved)
+                self.model_ids = tuple(dict.fromkeys((*self.model_ids, wanted)))
+            return wanted
         raise BadInput(f"unknown model {requested!r}: it is not served here",
                        hint=f"use one of: {', '.join((*self.model_ids, *GENERIC_MODEL_NAMES))}; "
                        "start 'qtts serve' with one more --model-id to serve it")
@@ -137,8 +147,12 @@ class Engines:
         """Each loaded model's continuous batch: streams generating, waiting, the cap."""
         return {e.model.model_id: e.frame_loop.stats() for e in self.loaded() if e.frame_loop is not None}
 
+    def loading(self) -> list[str]:
+        """The models whose load is under way."""
+        return [m for m, slot in list(self._slots.items()) if slot.thread is not None and not slot.loaded.is_set()]
+
     def loaded(self) -> list["Engine"]:
-        return [slot.engine for slot in self._slots.values() if slot.engine is not None]
+        return [slot.engine for slot in list(self._slots.values()) if slot.engine is not None]
 
     def get(self, model_id: str | None = None) -> "Engine":
         """The loaded engine.  The default model: ``NotReady`` while it loads.  Another

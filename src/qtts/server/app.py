@@ -30,6 +30,7 @@ from qtts.voices import VoiceLibrary
 
 if TYPE_CHECKING:
     from qtts.engine.core import Engine
+    from qtts.resident.state import EngineState
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class AppState:
     settings: Settings
     engines: Engines
     library: VoiceLibrary
-    queue: JobQueue
+    queue: JobQueue | None  # None in the resident engine, which runs no jobs
     stop: threading.Event = field(default_factory=threading.Event)
     worker_thread: threading.Thread | None = None
 
@@ -53,12 +54,13 @@ def state_of(request: Request) -> AppState:
 
 
 def create_app(settings: Settings, engine: "Engine | Engines | None" = None,
-               queue: JobQueue | None = None) -> FastAPI:
+               queue: JobQueue | None = None, resident: "EngineState | None" = None) -> FastAPI:
     """Build the app.  ``engine`` may be a loaded engine (the default model's), the
     ``Engines``, or None (the default model loads in the background at start-up; /ready says
     when; the other served models load on first use).  The embedded worker starts with the
-    app unless ``settings.embedded_worker`` is off."""
-    holder = engine if isinstance(engine, Engines) else Engines(settings, engine)
+    app unless ``settings.embedded_worker`` is off.  ``resident``: this app is the resident
+    engine (``qtts.resident``): the engine routes are added, and any model may be asked for."""
+    holder = engine if isinstance(engine, Engines) else Engines(settings, engine, open_models=resident is not None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
@@ -76,7 +78,8 @@ def create_app(settings: Settings, engine: "Engine | Engines | None" = None,
 
     app = FastAPI(title="qtts", version="0.1.0", lifespan=lifespan)
     app.state.qtts = AppState(settings=settings, engines=holder, library=VoiceLibrary(settings.voices_dir),
-                              queue=queue or JobQueue(settings))
+                              queue=None if resident is not None else queue or JobQueue(settings))
+    app.state.resident = resident
     _install_error_handlers(app)
 
     if settings.cors_origins:
@@ -91,8 +94,13 @@ def create_app(settings: Settings, engine: "Engine | Engines | None" = None,
     from qtts.server import routes_jobs, routes_openai, routes_voices
 
     app.include_router(routes_openai.router)
-    app.include_router(routes_jobs.router)
     app.include_router(routes_voices.router)
+    if resident is None:
+        app.include_router(routes_jobs.router)
+    else:
+        from qtts.server import routes_engine
+
+        app.include_router(routes_engine.router)
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, str]:
