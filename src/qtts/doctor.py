@@ -125,7 +125,10 @@ def precision_meaning(settings: Settings) -> str:
         parts.append(kernels.status() if settings.int8_kernel else "torch int8 kernel (int8_kernel off)")
         parts.append("prefill on a bf16 GEMM (native)" if native_bf16 else "prefill on the int8 kernel")
     if table.low_bit:
-        parts.append("bf16 activations (native here)" if native_bf16 else "fp32 activations (no native bf16 here)")
+        if settings.precision == "int8" and settings.int8_kernel and kernels.variant() is not None:
+            parts.append("fp32 activations (the kernel's native steps)")
+        else:
+            parts.append("bf16 activations (native here)" if native_bf16 else "fp32 activations (no native bf16 here)")
     elif settings.precision == "bf16" and not native_bf16:
         parts.append("emulated here: slow")
     load = "low-memory (memory-mapped, linear by linear)" if settings.low_cpu_mem_usage else "regular (--no-low-cpu-mem)"
