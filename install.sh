@@ -4,7 +4,7 @@
 #   PYTHON=python3.12 ./install.sh       # another interpreter, e.g. a conda environment's python
 # Linux x86_64: torch comes from PyTorch's CPU wheel index when it answers, else from pip's
 # configured index (a local CPU wheel here). Debian as root: redis-server, postgresql,
-# chromium, g++ and the aarch64 cross-compiler + qemu-user (the kernel's NEON test) are
+# chromium, PulseAudio (the --play test's null sink), g++ and the aarch64 cross-compiler + qemu-user (the kernel's NEON test) are
 # installed with apt-get; elsewhere (macOS, no root) install.sh says what is missing and
 # goes on: only the tests that need those programs will fail, saying what to install.
 set -euo pipefail
@@ -29,6 +29,8 @@ command -v g++ >/dev/null || command -v c++ >/dev/null || missing+=(g++)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v pulseaudio >/dev/null || missing+=(pulseaudio)  # 'speak --play' is tested into a null sink
+command -v paplay >/dev/null || missing+=(pulseaudio-utils)
 if [ "$system" = Linux ] && [ "$machine" = x86_64 ]; then
   command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
   command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)

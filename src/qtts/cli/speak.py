@@ -45,7 +45,9 @@ from qtts.synthesis import (
 @click.option("--x-vector-only", is_flag=True, help="With --ref-audio: clone from the speaker embedding only.")
 @speaker_options
 @language_option()
-@click.option("-o", "--out", required=True, help="Output file (.wav .flac .mp3 .ogg .opus .pcm) or '-' for stdout.")
+@click.option("-o", "--out", default=None, help="Output file (.wav .flac .mp3 .ogg .opus .pcm) or '-' for stdout.")
+@click.option("--play", is_flag=True, help="Play the audio on the default output device as it is generated "
+              "(--out optional: also write the file).")
 @format_option(default=None, help="Output format when --out is '-' (default wav).")
 @click.option("--split-max-chars", type=click.IntRange(min=20), default=None, help="Longest chunk synthesized at once (default 200).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0), default=None, help="Give up after this many seconds (0 = never).")
@@ -67,7 +69,7 @@ from qtts.synthesis import (
 @with_settings
 def speak(settings: Settings, text_arg: str | None, text: str | None, text_file: Path | None, voice_id: str | None,
           ref_audio: Path | None, ref_text: str | None, x_vector_only: bool, speaker: str | None,
-          instruct: str | None, language: str | None, out: str,
+          instruct: str | None, language: str | None, out: str | None, play: bool,
           fmt: str | None, split_max_chars: int | None, timeout_s: float | None, seed: int | None,
           temperature: float | None, top_k: int | None, top_p: float | None, repetition_penalty: float | None,
           greedy: bool, max_frames: int | None, stream: bool, batch_size: int | None, as_json: bool,
@@ -81,11 +83,22 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
     qtts speak --model-id 1.7b-design --instruct "a calm older man" --text "Hi!" --out hi.wav
     """
     to_stdout = out == "-"
+    if out is None and not play:
+        raise BadInput("no output given", hint="pass --out FILE, --out - for stdout, or --play for the speakers")
+    if play and (stream or to_stdout):
+        raise BadInput("--play sends the audio to the speakers as it is generated",
+                       hint="drop --stream and --out - (--out FILE also keeps a file)")
     if stream and not to_stdout:
         raise BadInput("--stream writes to stdout", hint="use --out - (and --format pcm or wav)")
     if to_stdout and as_json:
         raise BadInput("--json and --out - both want stdout", hint="write the audio to a file with --out FILE")
-    output_format = audio_mod.check_format(fmt or "wav") if to_stdout else audio_mod.format_for_path(out)
+    if to_stdout or out is None:
+        output_format = audio_mod.check_format(fmt or "wav")
+    else:
+        output_format = audio_mod.format_for_path(out)
+        if fmt is not None and audio_mod.check_format(fmt) != output_format:
+            raise BadInput(f"--format {fmt} does not match the file name {out} ({output_format})",
+                           hint="the file's extension sets its format: drop --format, or change the extension")
     if batch_size is not None:  # in the settings too: the memory pre-check reads them
         settings = settings.replace(batch_size=batch_size)
     request = build_request(
@@ -99,6 +112,16 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
 
     watch = SynthesisProgress(quiet)
     progress = watch.message
+    if play:
+        try:
+            summary = _play(settings, request, Path(out) if out else None, progress, watch)
+        finally:
+            watch.close()
+        progress(f"played {summary['audio_seconds']:.2f} s of audio (first audio after "
+                 f"{summary['time_to_first_audio_seconds']:.2f} s)" + (f" -> {out}" if out else ""))
+        if as_json:
+            print_json(summary)
+        return
     write = _write_stdout if stream else None
     try:
         summary = _speak(settings, request, None if to_stdout else Path(out), progress, watch, write)
@@ -125,6 +148,42 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
 def _write_stdout(data: bytes) -> None:
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+
+
+def _play(settings: Settings, request: SpeakRequest, out_path: Path | None, progress: Callable[[str], None],
+          watch: SynthesisProgress) -> dict[str, Any]:
+    """Stream to the platform's player (``qtts.playback``); with ``out_path``, also keep the
+    audio and write it (atomically, in the file's format) once it is complete."""
+    from dataclasses import replace
+
+    from qtts.files import write_atomic
+    from qtts.playback import open_player
+
+    file_format = request.output_format
+    prepare(settings, replace(request, output_format="pcm"))  # bad input fails before a player starts
+    player = open_player(audio_mod.SAMPLE_RATE)
+    kept: list[bytes] = []
+
+    def write(pcm: bytes) -> None:
+        player.write(pcm)
+        if out_path is not None:
+            kept.append(pcm)
+
+    try:
+        summary = _speak(settings, replace(request, output_format="pcm"), None, progress, watch, write)
+    except BaseException:
+        player.abort()
+        raise
+    player.close()
+    summary["player"] = player.name
+    if out_path is not None:
+        import numpy as np
+
+        samples = np.frombuffer(b"".join(kept), dtype="<i2").astype(np.float32) / 32768.0
+        write_atomic(out_path, audio_mod.encode(audio_mod.Audio(samples), file_format))
+        summary["output"] = str(out_path)
+        summary["format"] = file_format
+    return summary
 
 
 def _speak(settings: Settings, request: SpeakRequest, out_path: Path | None, progress: Callable[[str], None],

@@ -74,6 +74,7 @@ def import_qwen_tts() -> Any:
     kind, detail = torchaudio_status()
     if kind == "stand-in":
         _install_torchaudio_stand_in(detail)
+    _skip_unused_imports()
     try:
         with _quiet_fds() as captured:
             module = importlib.import_module("qwen_tts")
@@ -146,6 +147,43 @@ def _install_torchaudio_stand_in(reason: str) -> None:
     for name, module in modules.items():
         sys.modules.setdefault(name, module)
     log.debug("torchaudio stand-in installed (%s)", reason)
+
+
+# What ``import qwen_tts`` would import that a 12 Hz model never runs (``qtts doctor`` lists
+# them; ``QTTS_FULL_IMPORT=1`` imports everything as upstream does).
+SKIPPED_IMPORTS: list[str] = []
+_TOKENIZER_25HZ = "qwen_tts.core.tokenizer_25hz.modeling_qwen3_tts_tokenizer_v1"
+
+
+def _skip_unused_imports() -> None:
+    """Cut the cold start by what the 12 Hz path never runs:
+
+    - scikit-learn (~0.7 s): transformers' assisted generation (``candidate_generator``)
+      imports ``sklearn.metrics`` when sklearn is installed; qtts never generates with an
+      assistant model.  transformers is told sklearn is absent (its own availability flag).
+    - the 25 Hz tokenizer's model code (its modules, onnxruntime, sox): ``qwen_tts.core``
+      imports it at module level for 25 Hz checkpoints.  A stand-in class is registered in
+      its place; using it raises a ``DependencyProblem``."""
+    if os.environ.get("QTTS_FULL_IMPORT", "") not in ("", "0") or SKIPPED_IMPORTS:
+        return
+    from transformers.utils import import_utils
+
+    if getattr(import_utils, "_sklearn_available", None) is True and "sklearn" not in sys.modules:
+        import_utils._sklearn_available = False
+        SKIPPED_IMPORTS.append("scikit-learn (transformers' assisted generation)")
+    if _TOKENIZER_25HZ not in sys.modules:
+        class Qwen3TTSTokenizerV1Model:  # the name qwen_tts registers with transformers' AutoModel
+            def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+                raise DependencyProblem("qtts runs the 12 Hz models; the 25 Hz tokenizer's code was not imported",
+                                        hint="set QTTS_FULL_IMPORT=1 to import it (qtts does not support 25 Hz models)")
+
+            from_pretrained = classmethod(__init__)
+
+        module = types.ModuleType(_TOKENIZER_25HZ, "qtts stand-in: the 25 Hz tokenizer is not used by 12 Hz models")
+        module.Qwen3TTSTokenizerV1Model = Qwen3TTSTokenizerV1Model
+        module.__qtts_stand_in__ = True
+        sys.modules[_TOKENIZER_25HZ] = module
+        SKIPPED_IMPORTS.append("the 25 Hz tokenizer's model code (with onnxruntime and sox)")
 
 
 def _raise(module: str, attr: str) -> Any:
