@@ -122,3 +122,14 @@ def test_quiet_prints_nothing_on_stderr(voice, tmp_path):
     result = run("speak", "--voice-id", voice, "--text", "Hello.", "--max-frames", "4", "--quiet",
                  "--out", str(tmp_path / "q.wav"))
     assert result.exit_code == 0 and result.stderr == "" and (tmp_path / "q.wav").stat().st_size > 0
+
+
+def test_a_cap_the_user_set_is_not_a_runaway(tiny_env, reference_clip, tmp_path) -> None:
+    """Random weights run every chunk to its cap: with --max-frames given, that is where the
+    user bounded it, and it is not generated again."""
+    from tests.integration.helpers import run_json
+
+    summary = run_json("speak", "--ref-audio", str(reference_clip), "--ref-text", "Hello there.",
+                       "--text", "Hello there, how are you today?", "--max-frames", "12", "--seed", "1",
+                       "--out", str(tmp_path / "capped.wav"))
+    assert [(c["frames"], c["retried"]) for c in summary["chunks"]] == [(12, False)]

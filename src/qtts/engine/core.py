@@ -268,7 +268,7 @@ class Engine:
             retried = [False] * len(group)
             if options.retry_runaway:
                 for row, index in enumerate(group):
-                    if self._is_runaway(codes[row], caps[row]):
+                    if self._is_runaway(codes[row], caps[row], options.max_frames is not None):
                         log.warning("chunk %d/%d looks like runaway generation; retrying once with another seed",
                                     index + 1, len(pieces))
                         codes[row] = attempt([index], base_seed + index + _RETRY_SEED_OFFSET)[0]
@@ -279,7 +279,8 @@ class Engine:
             elapsed = (time.perf_counter() - started) / len(group)
             for row, index in enumerate(group):
                 yield ChunkAudio(index, len(pieces), pieces[index], waves[row], len(codes[row]), elapsed,
-                                 retried[row], retried[row] and self._is_runaway(codes[row], caps[row]))
+                                 retried[row], retried[row] and self._is_runaway(codes[row], caps[row],
+                                                                                 options.max_frames is not None))
 
     def stream(
         self,
@@ -321,8 +322,10 @@ class Engine:
         return language, pieces, deadline, base_seed
 
     @staticmethod
-    def _is_runaway(codes: Any, cap: int) -> bool:
-        return len(codes) >= cap or looks_like_loop(codes[:, 0].tolist() if len(codes) else [])
+    def _is_runaway(codes: Any, cap: int, user_cap: bool = False) -> bool:
+        """Output that loops, or that ran to the guard's own cap.  A cap the caller set
+        (``max_frames``) bounds the time they asked for: reaching it is not a runaway."""
+        return (len(codes) >= cap and not user_cap) or looks_like_loop(codes[:, 0].tolist() if len(codes) else [])
 
     def _generate_codes(self, texts: list[str], language: str, prompt: Voice, options: SynthesisOptions,
                         seed: int, max_new_tokens: int, guard: GenerationGuard,
