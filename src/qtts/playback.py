@@ -23,8 +23,21 @@ def _commands(rate: int) -> dict[str, list[str]]:
         "paplay": ["paplay", "--raw", "--format=s16le", f"--rate={rate}", "--channels=1"],
         "pw-play": ["pw-play", "--format", "s16", "--rate", str(rate), "--channels", "1", "-"],
         "aplay": ["aplay", "-q", "-t", "raw", "-f", "S16_LE", "-r", str(rate), "-c", "1"],
-        "ffplay": ["ffplay", "-nodisp", "-autoexit", "-loglevel", "error", "-f", "s16le", "-ar", str(rate),
-                   "-ch_layout", "mono", "-i", "-"],
+        "ffplay": [
+            "ffplay",
+            "-nodisp",
+            "-autoexit",
+            "-loglevel",
+            "error",
+            "-f",
+            "s16le",
+            "-ar",
+            str(rate),
+            "-ch_layout",
+            "mono",
+            "-i",
+            "-",
+        ],
         "afplay": ["afplay"],  # a file, at the end
     }
 
@@ -39,8 +52,9 @@ class Player:
         self._pending = bytearray()
         self._process: subprocess.Popen | None = None
         if name != "afplay":
-            self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.PIPE)
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
 
     def write(self, pcm: bytes) -> None:
         if self._process is None:
@@ -79,15 +93,19 @@ class Player:
             path.write_bytes(audio_mod.encode(audio_mod.Audio(samples, self.rate), "wav"))
             result = subprocess.run([*self._command, str(path)], stderr=subprocess.PIPE)
         if result.returncode != 0:
-            raise DependencyProblem(f"{self.name} could not play the audio: {result.stderr.decode().strip()[:200]}",
-                                    hint="check the output device, or write a file with --out")
+            raise DependencyProblem(
+                f"{self.name} could not play the audio: {result.stderr.decode().strip()[:200]}",
+                hint="check the output device, or write a file with --out",
+            )
 
     def _failed(self) -> DependencyProblem:
         code = self._process.wait() if self._process is not None else None
         detail = self._process.stderr.read().decode(errors="replace").strip()[:200] if self._process else ""
-        return DependencyProblem(f"{self.name} stopped playing (exit {code}){': ' + detail if detail else ''}",
-                                 hint="check the output device (is a sound server running?), or write a file with "
-                                 "--out; QTTS_PLAYER picks another player")
+        return DependencyProblem(
+            f"{self.name} stopped playing (exit {code}){': ' + detail if detail else ''}",
+            hint="check the output device (is a sound server running?), or write a file with "
+            "--out; QTTS_PLAYER picks another player",
+        )
 
 
 def open_player(rate: int) -> Player:
@@ -96,14 +114,17 @@ def open_player(rate: int) -> Player:
     wanted = os.environ.get("QTTS_PLAYER", "").strip()
     if wanted:
         if wanted not in commands:
-            raise DependencyProblem(f"QTTS_PLAYER={wanted} is not a player qtts knows",
-                                    hint=f"use one of: {', '.join(commands)}")
+            raise DependencyProblem(
+                f"QTTS_PLAYER={wanted} is not a player qtts knows", hint=f"use one of: {', '.join(commands)}"
+            )
         names = [wanted]
     else:
         names = list(commands)
     for name in names:
         if shutil.which(commands[name][0]):
             return Player(name, commands[name], rate)
-    raise DependencyProblem(f"no audio player found ({', '.join(names)})",
-                            hint="install one (Debian: apt-get install pulseaudio-utils, or alsa-utils; macOS has "
-                            "afplay; ffplay comes with ffmpeg), or write a file with --out")
+    raise DependencyProblem(
+        f"no audio player found ({', '.join(names)})",
+        hint="install one (Debian: apt-get install pulseaudio-utils, or alsa-utils; macOS has "
+        "afplay; ffplay comes with ffmpeg), or write a file with --out",
+    )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from qtts.settings import Settings
+from tests.integration.resident_helpers import EngineShell
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +58,20 @@ def browser():
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         yield browser
         browser.close()
+
+
+@pytest.fixture()
+def engine_shell(tmp_path: Path, tiny_model: Path) -> Iterator[EngineShell]:
+    sh = EngineShell(tmp_path / "home", tiny_model)
+    yield sh
+    sh.stop()
+
+
+@pytest.fixture()
+def engine_voice(engine_shell: EngineShell, reference_clip: Path) -> str:
+    """A library voice, created through the engine (which starts for it)."""
+    result = engine_shell.run("clone", "create", "--voice-id", "me", "--ref-audio", str(reference_clip), "--ref-text",
+                       "Hello there, this is me speaking.")
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"starting the qtts engine" in result.stderr
+    return "me"

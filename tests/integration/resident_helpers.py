@@ -8,11 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
-
-import pytest
 
 from qtts.settings import Settings
 
@@ -32,8 +29,9 @@ class EngineShell:
         return subprocess.run(self.command(*args), env={**self.env, **env}, capture_output=True, timeout=timeout)
 
     def popen(self, *args: str, **env: str) -> subprocess.Popen:
-        return subprocess.Popen(self.command(*args), env={**self.env, **env}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            self.command(*args), env={**self.env, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
 
     def json(self, *args: str, **env: str) -> dict:
         result = self.run(*args, "--json", **env)
@@ -83,20 +81,3 @@ def wait_for(condition, timeout: float = 30.0, interval: float = 0.1) -> bool:  
             return True
         time.sleep(interval)
     return condition()
-
-
-@pytest.fixture()
-def shell(tmp_path: Path, tiny_model: Path) -> Iterator[EngineShell]:
-    sh = EngineShell(tmp_path / "home", tiny_model)
-    yield sh
-    sh.stop()
-
-
-@pytest.fixture()
-def voice(shell: EngineShell, reference_clip: Path) -> str:
-    """A library voice, created through the engine (which starts for it)."""
-    result = shell.run("clone", "create", "--voice-id", "me", "--ref-audio", str(reference_clip), "--ref-text",
-                       "Hello there, this is me speaking.")
-    assert result.returncode == 0, result.stderr.decode()
-    assert b"starting the qtts engine" in result.stderr
-    return "me"

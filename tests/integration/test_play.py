@@ -26,11 +26,23 @@ def null_sink(tmp_path: Path):
     socket = tmp_path / "pulse" / "native"
     socket.parent.mkdir()
     server = subprocess.Popen(
-        ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no", "--system=no",
-         "-L", f"module-null-sink sink_name=qtts_null rate={RATE} channels=1",
-         "-L", f"module-native-protocol-unix auth-anonymous=1 socket={socket}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-        env={**os.environ, "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(socket.parent)})
+        [
+            "pulseaudio",
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--use-pid-file=no",
+            "--system=no",
+            "-L",
+            f"module-null-sink sink_name=qtts_null rate={RATE} channels=1",
+            "-L",
+            f"module-native-protocol-unix auth-anonymous=1 socket={socket}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(socket.parent)},
+    )
     env = {"PULSE_SERVER": f"unix:{socket}"}
     deadline = time.monotonic() + 20
     while subprocess.run(["pactl", "info"], env={**os.environ, **env}, capture_output=True).returncode != 0:
@@ -41,20 +53,36 @@ def null_sink(tmp_path: Path):
     server.wait()
 
 
-def test_play_sends_the_speech_to_the_output_device(null_sink, tiny_env, reference_clip, tmp_path,
-                                                     monkeypatch) -> None:
+def test_play_sends_the_speech_to_the_output_device(null_sink, tiny_env, reference_clip, tmp_path, monkeypatch) -> None:
     env, recording = null_sink
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("QTTS_PLAYER", "paplay")
-    args = ["--ref-audio", str(reference_clip), "--ref-text", "Hello there, this is me speaking.",
-            "--text", "Hello there, how are you today?", "--max-frames", "30", "--greedy", "--seed", "1"]
-    recorder = subprocess.Popen(["parec", "-d", "qtts_null.monitor", "--raw", "--format=s16le", f"--rate={RATE}",
-                                 "--channels=1"], stdout=open(recording, "wb"), env={**os.environ, **env})
+    args = [
+        "--ref-audio",
+        str(reference_clip),
+        "--ref-text",
+        "Hello there, this is me speaking.",
+        "--text",
+        "Hello there, how are you today?",
+        "--max-frames",
+        "30",
+        "--greedy",
+        "--seed",
+        "1",
+    ]
+    recorder = subprocess.Popen(
+        ["parec", "-d", "qtts_null.monitor", "--raw", "--format=s16le", f"--rate={RATE}", "--channels=1"],
+        stdout=open(recording, "wb"),
+        env={**os.environ, **env},
+    )
     time.sleep(0.5)
     out = tmp_path / "kept.flac"
-    played = subprocess.run([sys.executable, "-m", "qtts", "speak", *args, "--play", "--out", str(out), "--json"],
-                            capture_output=True, timeout=180)
+    played = subprocess.run(
+        [sys.executable, "-m", "qtts", "speak", *args, "--play", "--out", str(out), "--json"],
+        capture_output=True,
+        timeout=180,
+    )
     time.sleep(0.5)
     recorder.terminate()
     recorder.wait()
@@ -76,8 +104,9 @@ def test_play_sends_the_speech_to_the_output_device(null_sink, tiny_env, referen
 def test_play_without_a_player_is_a_clear_error(tiny_env, reference_clip, monkeypatch) -> None:
     monkeypatch.setenv("QTTS_PLAYER", "aplay")
     monkeypatch.setenv("PATH", "/nonexistent")
-    result = run("speak", "--ref-audio", str(reference_clip), "--ref-text", "Hello there.", "--text", "Hi there.",
-                 "--play")
+    result = run(
+        "speak", "--ref-audio", str(reference_clip), "--ref-text", "Hello there.", "--text", "Hi there.", "--play"
+    )
     assert result.exit_code == 5
     assert "no audio player found (aplay)" in result.stderr and "hint: install one" in result.stderr
 

@@ -9,93 +9,122 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.resident_helpers import EngineShell, alive, shell, voice, wait_for  # noqa: F401
+from tests.integration.resident_helpers import EngineShell, alive, wait_for
 
 TEXT = "Hello there, how are you today? This is a test."
 GREEDY = ("--greedy", "--seed", "3", "--max-frames", "24")
 
 
-def test_engine_serves_the_same_audio_as_in_process(shell: EngineShell, voice: str, tmp_path: Path) -> None:
-    pid = shell.engine_pid()
-    first = shell.json("speak", "--voice-id", voice, "--text", TEXT, *GREEDY, "--out", str(tmp_path / "a.wav"))
+def test_engine_serves_the_same_audio_as_in_process(
+    engine_shell: EngineShell, engine_voice: str, tmp_path: Path
+) -> None:
+    pid = engine_shell.engine_pid()
+    first = engine_shell.json(
+        "speak", "--voice-id", engine_voice, "--text", TEXT, *GREEDY, "--out", str(tmp_path / "a.wav")
+    )
     assert first["engine"]["served"] and first["engine"]["warm"] and not first["engine"]["started_now"]
     assert first["engine"]["pid"] == pid and first["engine"]["startup_saved_s"] > 0
-    alone = shell.json("speak", "--voice-id", voice, "--text", TEXT, *GREEDY, "--no-engine",
-                       "--out", str(tmp_path / "b.wav"))
+    alone = engine_shell.json(
+        "speak", "--voice-id", engine_voice, "--text", TEXT, *GREEDY, "--no-engine", "--out", str(tmp_path / "b.wav")
+    )
     assert alone["engine"] == {"served": False}
     assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
     assert [c["frames"] for c in first["chunks"]] == [c["frames"] for c in alone["chunks"]]
 
     # stdout, whole and streamed, byte for byte as in-process
     for extra in ((), ("--stream", "--format", "pcm")):
-        served = shell.run("speak", "--voice-id", voice, "--text", TEXT, *GREEDY, *extra, "--out", "-")
-        local = shell.run("speak", "--voice-id", voice, "--text", TEXT, *GREEDY, *extra, "--out", "-", "--no-engine")
+        served = engine_shell.run("speak", "--voice-id", engine_voice, "--text", TEXT, *GREEDY, *extra, "--out", "-")
+        local = engine_shell.run(
+            "speak", "--voice-id", engine_voice, "--text", TEXT, *GREEDY, *extra, "--out", "-", "--no-engine"
+        )
         assert served.returncode == 0 and local.returncode == 0, served.stderr.decode() + local.stderr.decode()
         assert len(served.stdout) > 10_000 and served.stdout == local.stdout
         assert f"engine pid {pid}".encode() in served.stderr
-    assert shell.engine_pid() == pid  # one engine served them all
+    assert engine_shell.engine_pid() == pid  # one engine served them all
 
 
-def test_errors_keep_their_class_exit_code_and_hint(shell: EngineShell, voice: str, tmp_path: Path) -> None:
+def test_errors_keep_their_class_exit_code_and_hint(
+    engine_shell: EngineShell, engine_voice: str, tmp_path: Path
+) -> None:
     out = tmp_path / "x.wav"
-    timeout = shell.run("speak", "--voice-id", voice, "--text", TEXT * 4, "--max-frames", "400", "--timeout", "0.05",
-                        "--out", str(out))
-    local = shell.run("speak", "--voice-id", voice, "--text", TEXT * 4, "--max-frames", "400", "--timeout", "0.05",
-                      "--out", str(out), "--no-engine")
-    assert timeout.returncode == local.returncode == 6
+    slow = ("--text", TEXT * 4, "--max-frames", "400", "--seed", "1", "--timeout", "0.01", "--out", str(out))
+    timeout = engine_shell.run("speak", "--voice-id", engine_voice, *slow)
+    local = engine_shell.run("speak", "--voice-id", engine_voice, *slow, "--no-engine")
+    assert timeout.returncode == local.returncode == 6, timeout.stderr.decode() + local.stderr.decode()
     for result in (timeout, local):
-        assert b"did not finish within 0.05 s" in result.stderr and b"hint: raise --timeout" in result.stderr
+        assert b"did not finish within 0.01 s" in result.stderr and b"hint: raise --timeout" in result.stderr
     assert not out.exists()
     # An error raised in the engine itself (not by the CLI's own checks): a model that does not fit.
-    tight = shell.run("speak", "--voice-id", voice, "--text", "Hi there.", "--out", str(out),
-                      QTTS_MEMORY_LIMIT_BYTES="1000000")
+    tight = engine_shell.run(
+        "speak", "--voice-id", engine_voice, "--text", "Hi there.", "--out", str(out), QTTS_MEMORY_LIMIT_BYTES="1000000"
+    )
     assert tight.returncode == 4, tight.stderr.decode()
     assert b"replacing the qtts engine" in tight.stderr and b"error: not enough memory" in tight.stderr
     assert b"hint: use --model-id" in tight.stderr and not out.exists()
 
 
-def test_engine_commands_and_batch(shell: EngineShell, voice: str, tmp_path: Path) -> None:
-    status = shell.run("engine", "status", "--json")
+def test_engine_commands_and_batch(engine_shell: EngineShell, engine_voice: str, tmp_path: Path) -> None:
+    status = engine_shell.run("engine", "status", "--json")
     state = json.loads(status.stdout)
-    assert status.returncode == 0 and state["running"] and state["pid"] == shell.engine_pid()
+    assert status.returncode == 0 and state["running"] and state["pid"] == engine_shell.engine_pid()
     assert [m["model_id"] for m in state["models"]] and state["rss_bytes"] > 0 and state["idle_exit_s"] == 600
-    human = shell.run("engine", "status").stdout.decode()
+    human = engine_shell.run("engine", "status").stdout.decode()
     assert f"pid {state['pid']}" in human and "GiB resident" in human
 
     lines = tmp_path / "in.txt"
     lines.write_text("First line to speak.\nSecond line to speak.\n")
-    batch = shell.run("batch", "--input", str(lines), "--out-dir", str(tmp_path / "out"), "--voice-id", voice,
-                      "--max-frames", "12", "--json")
+    batch = engine_shell.run(
+        "batch",
+        "--input",
+        str(lines),
+        "--out-dir",
+        str(tmp_path / "out"),
+        "--voice-id",
+        engine_voice,
+        "--max-frames",
+        "12",
+        "--json",
+    )
     assert batch.returncode == 0, batch.stderr.decode()
     assert json.loads(batch.stdout)["ok"] == 2 and b"starting the qtts engine" not in batch.stderr
     assert len(list((tmp_path / "out").glob("*.wav"))) == 2
 
-    pid = shell.engine_pid()
-    stop = shell.run("engine", "stop")
+    pid = engine_shell.engine_pid()
+    stop = engine_shell.run("engine", "stop")
     assert stop.returncode == 0 and f"pid {pid}".encode() in stop.stderr
-    assert wait_for(lambda: not alive(pid), 10) and not shell.place.socket.exists()
-    assert shell.run("engine", "status").returncode == 1
-    started = shell.run("engine", "start")
-    assert started.returncode == 0 and b"started" in started.stderr and shell.engine_pid() not in (None, pid)
+    assert wait_for(lambda: not alive(pid), 10) and not engine_shell.place.socket.exists()
+    assert engine_shell.run("engine", "status").returncode == 1
+    started = engine_shell.run("engine", "start")
+    assert started.returncode == 0 and b"started" in started.stderr and engine_shell.engine_pid() not in (None, pid)
 
 
-def test_idle_engine_exits_by_itself(shell: EngineShell, voice: str, tmp_path: Path) -> None:
-    shell.stop()
-    result = shell.run("speak", "--voice-id", voice, "--text", "Hi there.", "--max-frames", "8",
-                       "--out", str(tmp_path / "a.wav"), QTTS_ENGINE_IDLE_S="2")
+def test_idle_engine_exits_by_itself(engine_shell: EngineShell, engine_voice: str, tmp_path: Path) -> None:
+    engine_shell.stop()
+    result = engine_shell.run(
+        "speak",
+        "--voice-id",
+        engine_voice,
+        "--text",
+        "Hi there.",
+        "--max-frames",
+        "8",
+        "--out",
+        str(tmp_path / "a.wav"),
+        QTTS_ENGINE_IDLE_S="2",
+    )
     assert result.returncode == 0, result.stderr.decode()
-    pid = shell.engine_pid()
+    pid = engine_shell.engine_pid()
     assert pid and wait_for(lambda: not alive(pid), 30)
-    assert not shell.place.socket.exists() and not shell.place.info.exists()
+    assert not engine_shell.place.socket.exists() and not engine_shell.place.info.exists()
 
 
-def test_engine_directory_is_private(shell: EngineShell, voice: str) -> None:
-    place = shell.place
+def test_engine_directory_is_private(engine_shell: EngineShell, engine_voice: str) -> None:
+    place = engine_shell.place
     assert place.directory.stat().st_mode & 0o777 == 0o700
     assert place.socket.stat().st_mode & 0o777 == 0o600
     os.chmod(place.directory, 0o755)
     try:
-        result = shell.run("speak", "--voice-id", voice, "--text", "Hi.", "--out", "-")
+        result = engine_shell.run("speak", "--voice-id", engine_voice, "--text", "Hi.", "--out", "-")
         assert result.returncode == 2 and b"is not a private directory" in result.stderr
     finally:
         os.chmod(place.directory, 0o700)

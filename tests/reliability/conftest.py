@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.integration.conftest import library_voice, service_settings, service_url, tiny_engine  # noqa: F401
+from tests.integration.conftest import (  # noqa: F401
+    engine_shell,
+    engine_voice,
+    library_voice,
+    service_settings,
+    service_url,
+    tiny_engine,
+)
 
 
 @dataclass

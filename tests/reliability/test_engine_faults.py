@@ -10,24 +10,38 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.resident_helpers import EngineShell, alive, shell, voice, wait_for  # noqa: F401
+from tests.integration.resident_helpers import EngineShell, alive
 
 pytestmark = pytest.mark.tally("fault")
 
 LONG_TEXT = " ".join(f"This is sentence number {n} of a long story." for n in range(12))
 
 
-def test_engine_killed_mid_call_fails_clearly_and_leaves_no_file(shell: EngineShell, voice: str,
-                                                                 tmp_path: Path) -> None:
+def test_engine_killed_mid_call_fails_clearly_and_leaves_no_file(
+    engine_shell: EngineShell, engine_voice: str, tmp_path: Path
+) -> None:
     out = tmp_path / "story.wav"
-    process = shell.popen("speak", "--voice-id", voice, "--text", LONG_TEXT, "--split-max-chars", "50",
-                          "--batch-size", "1", "--max-frames", "300", "--out", str(out))
+    process = engine_shell.popen(
+        "speak",
+        "--voice-id",
+        engine_voice,
+        "--text",
+        LONG_TEXT,
+        "--split-max-chars",
+        "50",
+        "--batch-size",
+        "1",
+        "--max-frames",
+        "300",
+        "--out",
+        str(out),
+    )
     seen = b""
     while b"chunk 1/" not in seen:  # the engine is mid-call: one chunk done, more to come
         line = process.stderr.readline()
         assert line, seen.decode()
         seen += line
-    pid = shell.engine_pid()
+    pid = engine_shell.engine_pid()
     os.kill(pid, signal.SIGKILL)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 8, (seen + err).decode()
@@ -35,43 +49,68 @@ def test_engine_killed_mid_call_fails_clearly_and_leaves_no_file(shell: EngineSh
     assert b"hint: run the command again" in err and b"Traceback" not in err
     assert list(tmp_path.glob("story*")) == []  # no file, no temporary file
     # The next call starts a new engine over the dead one's socket.
-    again = shell.run("speak", "--voice-id", voice, "--text", "Hi there.", "--max-frames", "8", "--out", str(out))
+    again = engine_shell.run(
+        "speak", "--voice-id", engine_voice, "--text", "Hi there.", "--max-frames", "8", "--out", str(out)
+    )
     assert again.returncode == 0 and b"starting the qtts engine" in again.stderr and out.exists()
 
 
-def test_stale_socket_is_replaced(shell: EngineShell, voice: str, tmp_path: Path) -> None:
-    shell.stop()
-    place = shell.place
+def test_stale_socket_is_replaced(engine_shell: EngineShell, engine_voice: str, tmp_path: Path) -> None:
+    engine_shell.stop()
+    place = engine_shell.place
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(str(place.socket))  # a socket file nobody listens on: a crashed engine's
     dead.close()
     assert place.socket.exists()
-    result = shell.run("speak", "--voice-id", voice, "--text", "Hi there.", "--max-frames", "8",
-                       "--out", str(tmp_path / "a.wav"))
+    result = engine_shell.run(
+        "speak",
+        "--voice-id",
+        engine_voice,
+        "--text",
+        "Hi there.",
+        "--max-frames",
+        "8",
+        "--out",
+        str(tmp_path / "a.wav"),
+    )
     assert result.returncode == 0, result.stderr.decode()
-    assert b"starting the qtts engine" in result.stderr and alive(shell.engine_pid())
+    assert b"starting the qtts engine" in result.stderr and alive(engine_shell.engine_pid())
 
 
-def test_two_calls_racing_start_one_engine_and_both_are_served(shell: EngineShell, voice: str,
-                                                                tmp_path: Path) -> None:
-    shell.stop()
-    calls = [shell.popen("speak", "--voice-id", voice, "--text", f"Call number {n} is here.", "--max-frames", "16",
-                         "--json", "--out", str(tmp_path / f"{n}.wav")) for n in range(2)]
+def test_two_calls_racing_start_one_engine_and_both_are_served(
+    engine_shell: EngineShell, engine_voice: str, tmp_path: Path
+) -> None:
+    engine_shell.stop()
+    calls = [
+        engine_shell.popen(
+            "speak",
+            "--voice-id",
+            engine_voice,
+            "--text",
+            f"Call number {n} is here.",
+            "--max-frames",
+            "16",
+            "--json",
+            "--out",
+            str(tmp_path / f"{n}.wav"),
+        )
+        for n in range(2)
+    ]
     results = [(c.wait(timeout=180), *c.communicate()) for c in calls]
     assert [code for code, _, _ in results] == [0, 0], [err.decode() for _, _, err in results]
     assert sum(b"starting the qtts engine" in err for _, _, err in results) == 1
     import json
 
     pids = {json.loads(out)["engine"]["pid"] for _, out, _ in results}
-    assert pids == {shell.engine_pid()}
+    assert pids == {engine_shell.engine_pid()}
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
-def test_another_user_cannot_connect(shell: EngineShell, voice: str) -> None:
-    path = str(shell.place.socket)
+def test_another_user_cannot_connect(engine_shell: EngineShell, engine_voice: str) -> None:
+    path = str(engine_shell.place.socket)
     assert _connect_as(65534, path) == "refused"  # nobody
     assert _connect_as(os.geteuid(), path) == "connected"  # the same attempt as the engine's user
-    assert alive(shell.engine_pid())
+    assert alive(engine_shell.engine_pid())
 
 
 def _connect_as(uid: int, path: str) -> str:

@@ -2,11 +2,14 @@ from qtts.resident import wire
 
 
 def test_frames_survive_any_split() -> None:
-    stream = (wire.pack(wire.PROGRESS, "chunk 1/2 ✓".encode()) + wire.pack(wire.AUDIO, bytes(range(256)) * 40)
-              + wire.pack_json(wire.RESULT, {"ok": True}))
+    stream = (
+        wire.pack(wire.PROGRESS, "chunk 1/2 ✓".encode())
+        + wire.pack(wire.AUDIO, bytes(range(256)) * 40)
+        + wire.pack_json(wire.RESULT, {"ok": True})
+    )
     for size in (1, 3, 5, 7, 4096, len(stream)):
         reader = wire.Reader()
-        frames = [f for i in range(0, len(stream), size) for f in reader.feed(stream[i:i + size])]
+        frames = [f for i in range(0, len(stream), size) for f in reader.feed(stream[i : i + size])]
         assert [k for k, _ in frames] == [wire.PROGRESS, wire.AUDIO, wire.RESULT]
         assert frames[0][1].decode() == "chunk 1/2 ✓" and frames[1][1] == bytes(range(256)) * 40
         assert reader.pending == 0

@@ -52,8 +52,10 @@ def status(settings: Settings, as_json: bool) -> None:
         return
     models = ", ".join(f"{m['model_id']} (loaded in {m['load_seconds']:.1f} s)" for m in state["models"]) or "none yet"
     loading = f"; loading {', '.join(state['loading'])}" if state.get("loading") else ""
-    click.echo(f"pid {state['pid']}, up {state['uptime_s']:.0f} s, idle {state['idle_s']:.0f} s of "
-               f"{state['idle_exit_s']:.0f}, {state['active']} call(s) in flight")
+    click.echo(
+        f"pid {state['pid']}, up {state['uptime_s']:.0f} s, idle {state['idle_s']:.0f} s of "
+        f"{state['idle_exit_s']:.0f}, {state['active']} call(s) in flight"
+    )
     click.echo(f"memory {state['rss_bytes'] / 2**30:.2f} GiB resident; models: {models}{loading}")
     click.echo(f"socket {state['socket']}; log {state['log']}")
 

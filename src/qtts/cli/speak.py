@@ -132,7 +132,8 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
              if engine["served"] else f"model load {summary['load_seconds']:.1f} s")
     if stream:
         progress(f"{summary['audio_seconds']:.2f} s of audio in {summary['elapsed_seconds']:.2f} s "
-                 f"(RTF {summary['rtf']:.2f}, first audio after {summary['time_to_first_audio_seconds']:.2f} s; {where})")
+                 f"(RTF {summary['rtf']:.2f}, first audio after {summary['time_to_first_audio_seconds']:.2f} s; "
+                 f"{where})")
         return
     if to_stdout:
         sys.stdout.buffer.write(summary.pop("audio_bytes"))

@@ -27,37 +27,52 @@ if TYPE_CHECKING:
 Say = Callable[[str], None]
 
 
-def speak_via_engine(settings: Settings, request: SpeakRequest, out_path: Path | None, say: Say,
-                     on_frames: "ProgressCallback | None" = None,
-                     write: Callable[[bytes], None] | None = None) -> dict[str, Any] | None:
+def speak_via_engine(
+    settings: Settings,
+    request: SpeakRequest,
+    out_path: Path | None,
+    say: Say,
+    on_frames: "ProgressCallback | None" = None,
+    write: Callable[[bytes], None] | None = None,
+) -> dict[str, Any] | None:
     """``synthesis.speak_to_file`` (or, with ``write``, ``synthesis.stream_to``) through the
     engine.  The request names its model, so one engine serves calls for several."""
     started = time.perf_counter()
-    running = _running(settings, say)
+    running = launch.try_connect(settings, say)
     if running is None:
         return None
     request = replace(request, model_id=model_of(settings, request))
     body = {"request": request_to_dict(request), "stream": write is not None}
     audio: list[bytes] = []
     summary = _call(running, "/v1/engine/speak", body, on_audio=write or audio.append, say=say, on_frames=on_frames)
-    summary["engine"] = {**summary.get("engine", {}), "pid": running.status.get("pid"),
-                         "started_now": running.started_now,
-                         "call_seconds": round(time.perf_counter() - started, 3)}
+    summary["engine"] = {
+        **summary.get("engine", {}),
+        "pid": running.status.get("pid"),
+        "started_now": running.started_now,
+        "call_seconds": round(time.perf_counter() - started, 3),
+    }
     if write is not None:
         return summary
     return deliver(b"".join(audio), summary, out_path)
 
 
-def clone_via_engine(settings: Settings, voice_id: str, ref_audio: Path, ref_text: str | None, x_vector_only: bool,
-                     force: bool, say: Say) -> dict[str, Any] | None:
+def clone_via_engine(
+    settings: Settings, voice_id: str, ref_audio: Path, ref_text: str | None, x_vector_only: bool, force: bool, say: Say
+) -> dict[str, Any] | None:
     """Store a cloned voice through the engine (it derives the prompt with its loaded model)."""
     import httpx
 
-    running = _running(settings, say)
+    running = launch.try_connect(settings, say)
     if running is None:
         return None
-    body = {"voice_id": voice_id, "ref_audio": str(Path(ref_audio).absolute()), "ref_text": ref_text,
-            "x_vector_only": x_vector_only, "force": force, "model_id": settings.model_id}
+    body = {
+        "voice_id": voice_id,
+        "ref_audio": str(Path(ref_audio).absolute()),
+        "ref_text": ref_text,
+        "x_vector_only": x_vector_only,
+        "force": force,
+        "model_id": settings.model_id,
+    }
     try:
         with launch.http_client(running.place, None) as client:
             response = client.post("/v1/engine/clone", json=body)
@@ -68,16 +83,14 @@ def clone_via_engine(settings: Settings, voice_id: str, ref_audio: Path, ref_tex
     return response.json()
 
 
-def _running(settings: Settings, say: Say) -> launch.Running | None:
-    try:
-        return launch.connect(settings, say)
-    except launch.StartFailed as exc:
-        say(f"the qtts engine is not available ({exc.message}); running in this process")
-        return None
-
-
-def _call(running: launch.Running, path: str, body: dict[str, Any], on_audio: Callable[[bytes], None], say: Say,
-          on_frames: "ProgressCallback | None") -> dict[str, Any]:
+def _call(
+    running: launch.Running,
+    path: str,
+    body: dict[str, Any],
+    on_audio: Callable[[bytes], None],
+    say: Say,
+    on_frames: "ProgressCallback | None",
+) -> dict[str, Any]:
     import httpx
 
     reader = wire.Reader()
@@ -98,17 +111,19 @@ def _call(running: launch.Running, path: str, body: dict[str, Any], on_audio: Ca
                         return json.loads(payload)
                     else:
                         error = json.loads(payload)
-                        raise from_category(error.get("category", ""), error.get("message", "engine error"),
-                                            error.get("hint", ""))
+                        raise from_category(
+                            error.get("category", ""), error.get("message", "engine error"), error.get("hint", "")
+                        )
     except httpx.TransportError as exc:
         raise _died(running) from exc
     raise _died(running)  # the answer ended before its result
 
 
 def _died(running: launch.Running) -> QttsError:
-    return ServerUnavailable(f"the qtts engine (pid {running.status.get('pid')}) stopped during the call",
-                             hint=f"run the command again (a new engine starts), or add --no-engine; its log: "
-                             f"{running.place.log}")
+    return ServerUnavailable(
+        f"the qtts engine (pid {running.status.get('pid')}) stopped during the call",
+        hint=f"run the command again (a new engine starts), or add --no-engine; its log: {running.place.log}",
+    )
 
 
 def _http_error(status: int, content: bytes) -> QttsError:
@@ -116,5 +131,6 @@ def _http_error(status: int, content: bytes) -> QttsError:
         error = json.loads(content).get("error", {})
     except ValueError:
         error = {}
-    return from_category(str(error.get("code", "")), error.get("message") or f"HTTP {status}", error.get("hint", ""),
-                         status)
+    return from_category(
+        str(error.get("code", "")), error.get("message") or f"HTTP {status}", error.get("hint", ""), status
+    )

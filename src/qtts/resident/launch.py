@@ -29,8 +29,13 @@ STOP_TIMEOUT_S = 15.0
 PROBE_TIMEOUT_S = 5.0
 
 
-class StartFailed(ServerUnavailable):
-    """No engine could be started (the caller may run in its own process instead)."""
+class _StartFailed(Exception):
+    """No engine could be started: ``connect`` raises it as ``ServerUnavailable``;
+    ``try_connect`` lets the caller run in its own process instead."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,11 @@ class Running:
 def http_client(place: Place, timeout_s: float | None) -> Any:
     import httpx
 
-    return httpx.Client(transport=httpx.HTTPTransport(uds=str(place.socket)), base_url="http://qtts-engine",
-                        timeout=httpx.Timeout(timeout_s, connect=PROBE_TIMEOUT_S))
+    return httpx.Client(
+        transport=httpx.HTTPTransport(uds=str(place.socket)),
+        base_url="http://qtts-engine",
+        timeout=httpx.Timeout(timeout_s, connect=PROBE_TIMEOUT_S),
+    )
 
 
 def probe(place: Place) -> dict[str, Any] | None:
@@ -64,8 +72,10 @@ def probe(place: Place) -> dict[str, Any] | None:
             place.socket.unlink()
         return None
     except httpx.TimeoutException as exc:
-        raise ServerUnavailable(f"the qtts engine at {place.socket} does not answer",
-                                hint="'qtts engine stop' (or kill the pid in engine.json), or run with --no-engine") from exc
+        raise ServerUnavailable(
+            f"the qtts engine at {place.socket} does not answer",
+            hint="'qtts engine stop' (or kill the pid in engine.json), or run with --no-engine",
+        ) from exc
     if response.status_code != 200:
         return None
     return response.json()
@@ -83,6 +93,22 @@ def find(settings: Settings) -> Running | None:
 
 def connect(settings: Settings, say: Callable[[str], None]) -> Running:
     """The engine for these settings: found, replaced or started."""
+    try:
+        return _connect(settings, say)
+    except _StartFailed as exc:
+        raise ServerUnavailable(exc.message, hint=exc.hint) from exc
+
+
+def try_connect(settings: Settings, say: Callable[[str], None]) -> Running | None:
+    """Like ``connect``, but None (said on stderr) when no engine could be started."""
+    try:
+        return _connect(settings, say)
+    except _StartFailed as exc:
+        say(f"the qtts engine could not start ({exc.message}); running in this process")
+        return None
+
+
+def _connect(settings: Settings, say: Callable[[str], None]) -> Running:
     place = place_for(settings)
     ensure_private(place)
     with _locked(place):
@@ -92,14 +118,18 @@ def connect(settings: Settings, say: Callable[[str], None]) -> Running:
             if reason is None:
                 return Running(place, status, False)
             if status.get("active"):
-                raise ServerUnavailable(f"the running qtts engine (pid {status.get('pid')}) is busy and differs: {reason}",
-                                        hint="wait for its calls to end, run with --no-engine, or 'qtts engine stop'")
+                raise ServerUnavailable(
+                    f"the running qtts engine (pid {status.get('pid')}) is busy and differs: {reason}",
+                    hint="wait for its calls to end, run with --no-engine, or 'qtts engine stop'",
+                )
             say(f"replacing the qtts engine (pid {status.get('pid')}): {reason}")
             _stop(place, status)
         process = _spawn(settings, place)
-        say(f"starting the qtts engine in the background (pid {process.pid}): it keeps the model loaded for the next "
+        say(
+            f"starting the qtts engine in the background (pid {process.pid}): it keeps the model loaded for the next "
             f"calls and exits after {settings.engine_idle_s:.0f} s idle; 'qtts engine stop' ends it, --no-engine "
-            "skips it")
+            "skips it"
+        )
         return Running(place, _wait_until_answering(place, process), True)
 
 
@@ -160,9 +190,16 @@ def _spawn(settings: Settings, place: Place) -> subprocess.Popen:
     env.pop("QTTS_ENGINE", None)
     log = open(place.log, "ab")  # noqa: SIM115 (the child keeps it)
     try:
-        return subprocess.Popen([sys.executable, "-m", "qtts", "engine", "run"], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=log, env=env, start_new_session=True, close_fds=True,
-                                cwd=place.directory)
+        return subprocess.Popen(
+            [sys.executable, "-m", "qtts", "engine", "run"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            cwd=place.directory,
+        )
     finally:
         log.close()
 
@@ -174,12 +211,16 @@ def _wait_until_answering(place: Place, process: subprocess.Popen) -> dict[str, 
         if status is not None:
             return status
         if process.poll() is not None:
-            raise StartFailed(f"the qtts engine exited while starting (code {process.returncode}): "
-                                    f"{_log_tail(place)}", hint=f"see {place.log}; --no-engine runs in this process")
+            raise _StartFailed(
+                f"the qtts engine exited while starting (code {process.returncode}): {_log_tail(place)}",
+                hint=f"see {place.log}; --no-engine runs in this process",
+            )
         time.sleep(0.05)
     process.kill()
-    raise StartFailed(f"the qtts engine did not answer within {START_TIMEOUT_S:.0f} s",
-                            hint=f"see {place.log}; --no-engine runs in this process")
+    raise _StartFailed(
+        f"the qtts engine did not answer within {START_TIMEOUT_S:.0f} s",
+        hint=f"see {place.log}; --no-engine runs in this process",
+    )
 
 
 def _log_tail(place: Place, lines: int = 3) -> str:

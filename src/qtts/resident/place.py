@@ -26,9 +26,23 @@ SOCKET_PATH_MAX = 100  # bytes; sun_path is 104 (macOS) or 108 (Linux) including
 
 # What an engine must have been started with to serve a call: the settings that shape a load
 # or the checks the engine makes for the caller.  Everything else travels with the request.
-LOAD_SETTINGS = ("precision", "decoder_precision", "int8_kernel", "attn_implementation", "cpu_threads",
-                 "low_cpu_mem_usage", "weight_cache", "memory_check", "memory_limit_bytes", "offline",
-                 "fallback_model_id", "max_batch", "max_text_chars", "max_reference_s", "engine_idle_s")
+LOAD_SETTINGS = (
+    "precision",
+    "decoder_precision",
+    "int8_kernel",
+    "attn_implementation",
+    "cpu_threads",
+    "low_cpu_mem_usage",
+    "weight_cache",
+    "memory_check",
+    "memory_limit_bytes",
+    "offline",
+    "fallback_model_id",
+    "max_batch",
+    "max_text_chars",
+    "max_reference_s",
+    "engine_idle_s",
+)
 
 
 @dataclass(frozen=True)
@@ -67,12 +81,16 @@ def ensure_private(place: Place) -> None:
         place.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = place.directory.lstat()
     except OSError as exc:
-        raise BadInput(f"cannot create the engine's directory {place.directory}: {exc.strerror}",
-                       hint="check QTTS_HOME, or run with --no-engine") from exc
+        raise BadInput(
+            f"cannot create the engine's directory {place.directory}: {exc.strerror}",
+            hint="check QTTS_HOME, or run with --no-engine",
+        ) from exc
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-        raise BadInput(f"{place.directory} is not a private directory of this user (mode "
-                       f"{stat.filemode(info.st_mode)}, owner uid {info.st_uid})",
-                       hint=f"remove it, or 'chmod 700 {place.directory}' if it is yours; --no-engine runs without it")
+        raise BadInput(
+            f"{place.directory} is not a private directory of this user (mode "
+            f"{stat.filemode(info.st_mode)}, owner uid {info.st_uid})",
+            hint=f"remove it, or 'chmod 700 {place.directory}' if it is yours; --no-engine runs without it",
+        )
 
 
 def fingerprint(settings: Settings) -> dict[str, Any]:
@@ -130,4 +148,3 @@ def _env_value(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     return str(value)
-

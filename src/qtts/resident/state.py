@@ -73,7 +73,13 @@ class EngineState:
             "idle_exit_s": self.settings.engine_idle_s,
             "active": self._active,
             "rss_bytes": psutil.Process().memory_info().rss,
-            "models": [{"model_id": e.model.model_id, "load_seconds": round(e.load_seconds, 3),
-                        "startup_s": self.startup_s(e.load_seconds)} for e in engines.loaded()],
+            "models": [
+                {
+                    "model_id": e.model.model_id,
+                    "load_seconds": round(e.load_seconds, 3),
+                    "startup_s": self.startup_s(e.load_seconds),
+                }
+                for e in engines.loaded()
+            ],
             "loading": engines.loading(),
         }

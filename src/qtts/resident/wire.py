@@ -42,8 +42,8 @@ class Reader:
             size = int.from_bytes(self._buffer[1:_HEADER], "big")
             if len(self._buffer) < _HEADER + size:
                 return
-            payload = bytes(self._buffer[_HEADER:_HEADER + size])
-            del self._buffer[:_HEADER + size]
+            payload = bytes(self._buffer[_HEADER : _HEADER + size])
+            del self._buffer[: _HEADER + size]
             yield kind, payload
 
     @property

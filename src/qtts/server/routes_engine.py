@@ -60,22 +60,35 @@ def speak(request: Request, body: dict[str, Any] = Body(...)) -> StreamingRespon
 def clone(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     state, resident = state_of(request), resident_of(request)
     with resident.busy():
-        library, reference = check_clone(state.settings, str(body.get("voice_id", "")), Path(str(body.get("ref_audio"))),
-                                         body.get("ref_text"), bool(body.get("x_vector_only")), bool(body.get("force")))
+        library, reference = check_clone(
+            state.settings,
+            str(body.get("voice_id", "")),
+            Path(str(body.get("ref_audio"))),
+            body.get("ref_text"),
+            bool(body.get("x_vector_only")),
+            bool(body.get("force")),
+        )
         engine = state.engines.wait(state.engines.pick(body.get("model_id")))
-        voice = library.create(voice_id=str(body["voice_id"]), reference=reference, ref_text=body.get("ref_text"),
-                               x_vector_only=bool(body.get("x_vector_only")), engine=engine,
-                               overwrite=bool(body.get("force")))
+        voice = library.create(
+            voice_id=str(body["voice_id"]),
+            reference=reference,
+            ref_text=body.get("ref_text"),
+            x_vector_only=bool(body.get("x_vector_only")),
+            engine=engine,
+            overwrite=bool(body.get("force")),
+        )
         return voice.to_dict()
 
 
 Emit = Callable[[bytes], None]
 
 
-def _speak_work(state: AppState, resident: EngineState, speak_request: Any, stream: bool
-                ) -> Callable[[Emit, threading.Event], None]:
+def _speak_work(
+    state: AppState, resident: EngineState, speak_request: Any, stream: bool
+) -> Callable[[Emit, threading.Event], None]:
     def work(emit: Emit, cancelled: threading.Event) -> None:
         with resident.busy():
+
             def say(message: str) -> None:
                 emit(wire.pack(wire.PROGRESS, message.encode()))
 
@@ -90,14 +103,23 @@ def _speak_work(state: AppState, resident: EngineState, speak_request: Any, stre
             engine = state.engines.wait(model_id)
             clean = replace(clean, model_id=model_id)
             if stream:
-                summary = stream_request(engine, library, clean, lambda data: emit(wire.pack(wire.AUDIO, data)),
-                                         should_cancel=cancelled.is_set)
+                summary = stream_request(
+                    engine,
+                    library,
+                    clean,
+                    lambda data: emit(wire.pack(wire.AUDIO, data)),
+                    should_cancel=cancelled.is_set,
+                )
             else:
-                data, summary = synthesize_request(engine, library, clean, progress=say, on_frames=on_frames,
-                                                   should_cancel=cancelled.is_set)
+                data, summary = synthesize_request(
+                    engine, library, clean, progress=say, on_frames=on_frames, should_cancel=cancelled.is_set
+                )
                 emit(wire.pack(wire.AUDIO, data))
-            summary["engine"] = {"served": True, "warm": warm,
-                                 "startup_saved_s": resident.startup_s(engine.load_seconds) if warm else 0.0}
+            summary["engine"] = {
+                "served": True,
+                "warm": warm,
+                "startup_saved_s": resident.startup_s(engine.load_seconds) if warm else 0.0,
+            }
             emit(wire.pack_json(wire.RESULT, summary))
 
     return work
@@ -116,8 +138,16 @@ def _frames(work: Callable[[Emit, threading.Event], None]) -> Iterator[bytes]:
             pending.put(wire.pack_json(wire.ERROR, exc.to_dict()))
         except Exception as exc:  # the CLI shows it as an error, the log keeps the traceback
             log.exception("engine call failed")
-            pending.put(wire.pack_json(wire.ERROR, {"category": "error", "message": f"internal error: "
-                                                    f"{type(exc).__name__}: {exc}", "hint": "see the engine's log"}))
+            pending.put(
+                wire.pack_json(
+                    wire.ERROR,
+                    {
+                        "category": "error",
+                        "message": f"internal error: {type(exc).__name__}: {exc}",
+                        "hint": "see the engine's log",
+                    },
+                )
+            )
         finally:
             pending.put(None)
 
