@@ -200,6 +200,13 @@ def synthesize_request(
     say = progress or (lambda _message: None)
     started = time.perf_counter()
     prompt = voice_for(engine, library, request)
+    voiced = time.perf_counter()
+    frame_times: list[float] = []
+
+    def frames(chunk: int, chunks: int, made: int, cap: int) -> None:
+        frame_times.append(time.perf_counter())
+        if on_frames is not None:
+            on_frames(chunk, chunks, made, cap)
 
     def report(chunk: "ChunkAudio") -> None:
         seconds = len(chunk.samples) / engine.sample_rate
@@ -208,8 +215,9 @@ def synthesize_request(
         if on_chunk is not None:
             on_chunk(chunk.index + 1, chunk.total)
 
-    result = engine.synthesize(request.text, prompt, request.options(), on_chunk=report, on_progress=on_frames,
+    result = engine.synthesize(request.text, prompt, request.options(), on_chunk=report, on_progress=frames,
                                should_cancel=should_cancel)
+    synthesized = time.perf_counter()
     data = audio_mod.encode(result.audio, request.output_format)
     elapsed = time.perf_counter() - started
     summary = {
@@ -222,8 +230,21 @@ def synthesize_request(
         "load_seconds": round(engine.load_seconds, 3),
         "chunks": [{"text": c.text, "frames": c.frames, "seconds": round(c.elapsed_s, 3),
                     "retried": c.retried, "runaway": c.runaway} for c in result.chunks],
+        "timings": _timings(started, voiced, frame_times, synthesized, elapsed),
     }
     return data, summary
+
+
+def _timings(started: float, voiced: float, frame_times: list[float], synthesized: float,
+             elapsed: float) -> dict[str, float]:
+    """Where a call's seconds went: the voice's prompt, the prompt's prefill (to the first
+    frame), the frames, decoding (with joining) after the last frame, encoding.  With several
+    chunks the phases interleave; the split is then from the first and the last frame."""
+    first = frame_times[0] if frame_times else synthesized
+    last = frame_times[-1] if frame_times else synthesized
+    return {"voice_s": round(voiced - started, 3), "prefill_s": round(first - voiced, 3),
+            "frames_s": round(last - first, 3), "decode_s": round(synthesized - last, 3),
+            "encode_s": round(started + elapsed - synthesized, 3)}
 
 
 def prepare(settings: Settings, request: SpeakRequest) -> tuple[VoiceLibrary, str, SpeakRequest]:

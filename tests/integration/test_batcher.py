@@ -101,8 +101,11 @@ def test_a_long_request_does_not_starve_a_short_one(tiny_model):
     loop = FrameLoop(engine.talker_loop, max_batch=1)
     book, line = object(), object()
     finished = []
-    chapters = [loop.submit(_request(engine, prompt, TEXTS[0], 6, owner=book)) for _ in range(3)]
-    short = loop.submit(_request(engine, prompt, TEXTS[2], 6, owner=line))
+    # Built before any is submitted: the first chapter may finish before a request is built.
+    requests = [_request(engine, prompt, TEXTS[0], 6, owner=book) for _ in range(3)]
+    line_request = _request(engine, prompt, TEXTS[2], 6, owner=line)
+    chapters = [loop.submit(request) for request in requests]
+    short = loop.submit(line_request)
     for stream, name in [(chapters[0], "c1"), (chapters[1], "c2"), (chapters[2], "c3"), (short, "line")]:
         threading.Thread(target=lambda s=stream, n=name: (s.result(), finished.append(n))).start()
     for stream in chapters + [short]:

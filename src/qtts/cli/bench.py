@@ -29,13 +29,16 @@ from qtts.cli.options import info, settings_from
 @click.option("--concurrency", default=None, metavar="N,N,...",
               help="Instead: start the real server and send this many concurrent speech requests per level "
               "(e.g. 1,4,8; level 1 sends the same requests one at a time).")
+@click.option("--cli", "cli_runs", type=click.IntRange(min=1, max=20), default=None, metavar="RUNS",
+              help="Instead: time the real 'qtts speak' process cold and warm (the resident engine), and "
+              "--stream to the first audio byte, RUNS warm calls each; --frames caps the sentence.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Also write the results as JSON: to this file, or into DIR/<machine>.json under the model's "
               "name when it is a directory (e.g. docs/bench).")
 @click.pass_context
 def bench(ctx: click.Context, preset: str, threads: int, frames: int, precision: str, decoder_precision: str,
           batch: int, fidelity: bool, checkpoint_dir: Path | None, eager_baseline: bool, concurrency: str | None,
-          json_path: Path | None) -> None:
+          cli_runs: int | None, json_path: Path | None) -> None:
     """Benchmark upstream (fp32, as loaded by default) against qtts's fast path; print a table
     with this machine's floors (read bandwidth, GEMM rate) measured in the same run."""
     from qtts.bench.machine import slug
@@ -44,7 +47,15 @@ def bench(ctx: click.Context, preset: str, threads: int, frames: int, precision:
     settings = settings_from(ctx)
     directory = checkpoint_dir or settings.home / "bench" / preset
     key = preset
-    if concurrency is not None:
+    if cli_runs is not None:
+        from qtts.bench.cli_timing import format_cli, run_cli_bench
+        from qtts.bench.runner import ensure_checkpoint
+
+        model_dir = ensure_checkpoint(preset, directory, info)
+        report = run_cli_bench(model_dir, settings.home / "bench-cli", threads, frames, cli_runs, info)
+        click.echo(format_cli(report))
+        key = f"{preset} cli"
+    elif concurrency is not None:
         from qtts.bench.concurrency import format_levels, run_concurrency
 
         levels = _levels(concurrency)

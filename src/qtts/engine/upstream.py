@@ -66,10 +66,21 @@ def torchaudio_status() -> tuple[str, str]:
     return "real", getattr(module, "__version__", "unknown")
 
 
+_IMPORT_SECONDS: list[float] = []
+
+
+def import_seconds() -> float:
+    """How long this process took to import torch and qwen_tts (0 before it did)."""
+    return _IMPORT_SECONDS[0] if _IMPORT_SECONDS else 0.0
+
+
 def import_qwen_tts() -> Any:
     """Import and return the ``qwen_tts`` module, mapping failures to ``DependencyProblem``."""
     if sys.modules.get("qwen_tts") is not None:
         return sys.modules["qwen_tts"]
+    import time
+
+    started = time.perf_counter()
     _ensure_torch()
     kind, detail = torchaudio_status()
     if kind == "stand-in":
@@ -87,6 +98,7 @@ def import_qwen_tts() -> Any:
     if captured:
         log.debug("import qwen_tts printed: %s", captured[0].strip())
     check_versions()
+    _IMPORT_SECONDS.append(time.perf_counter() - started)
     return module
 
 

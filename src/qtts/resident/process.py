@@ -28,17 +28,23 @@ WATCH_INTERVAL_S = 0.5
 def run_engine(settings: Settings) -> None:
     """Serve until idle or stopped; the socket and ``engine.json`` are removed on the way out."""
     import psutil
-    import uvicorn
 
-    from qtts.server.app import create_app
+    from qtts.engine.holder import Engines
 
     boot_s = max(0.0, time.time() - psutil.Process().create_time())
     place = place_for(settings)
     ensure_private(place)
     settings = settings.replace(embedded_worker=False)  # 'qtts serve' runs the job queue, not the engine
+    engines = Engines(settings, open_models=True)
+    engines.start_loading()  # importing torch and qwen_tts first: the web stack's imports run beside it
     state = EngineState(settings, place, boot_s)
     listener = _bind(place)
-    app = create_app(settings, resident=state)
+
+    import uvicorn
+
+    from qtts.server.app import create_app
+
+    app = create_app(settings, engines, resident=state)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
     _write_info(place, settings)
     watcher = threading.Thread(target=_watch, args=(state, server), name="engine-idle-watch", daemon=True)

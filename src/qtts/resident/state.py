@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from qtts.engine.holder import Engines
 
 
+def _import_seconds() -> float:
+    from qtts.engine.upstream import import_seconds
+
+    return import_seconds()
+
+
 class EngineState:
     def __init__(self, settings: Settings, place: Place, boot_s: float) -> None:
         self.settings = settings
@@ -56,8 +62,10 @@ class EngineState:
 
     def startup_s(self, load_seconds: float) -> float:
         """What a process of its own would spend before a model's first frame: starting
-        Python and qtts, then importing and loading (the engine's ``load_seconds``)."""
-        return round(self.boot_s + load_seconds, 3)
+        Python and qtts, importing torch and qwen_tts, then loading (``load_seconds``)."""
+        from qtts.engine.upstream import import_seconds
+
+        return round(self.boot_s + import_seconds() + load_seconds, 3)
 
     def status(self, engines: "Engines") -> dict[str, Any]:
         import psutil
@@ -73,6 +81,8 @@ class EngineState:
             "idle_exit_s": self.settings.engine_idle_s,
             "active": self._active,
             "rss_bytes": psutil.Process().memory_info().rss,
+            "boot_s": round(self.boot_s, 3),
+            "import_s": round(_import_seconds(), 3),
             "models": [
                 {
                     "model_id": e.model.model_id,

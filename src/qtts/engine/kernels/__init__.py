@@ -34,7 +34,11 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 SOURCE = HERE / "binding.cpp"
-HEADERS = [HERE / "int8_gemv_core.h", HERE / "decoder_step.h", HERE / "predictor_frame.h", HERE / "snake.h"]
+HEADERS = [HERE / "int8_gemv_core.h", HERE / "decoder_step.h", HERE / "predictor_frame.h", HERE / "snake.h",
+           HERE / "thread_pool.h"]
+# The loops run on qtts's own thread pool (thread_pool.h), not OpenMP: the same build on Linux
+# and macOS (whose clang has no OpenMP runtime); OpenMP's simd pragmas only need the compiler.
+OPENMP_FLAGS = ["-fopenmp-simd"]
 K_MULTIPLE = 64  # the kernel's input width must be a multiple of this
 # Compiler flags of each variant (the core header picks its code path from them).
 VARIANT_FLAGS = {
@@ -90,6 +94,10 @@ def load() -> Any:
     status, module = _build()
     if module is None:
         log.info("int8 kernel unavailable (%s); using torch's int8 kernel", status)
+    else:
+        import torch
+
+        module.set_threads(torch.get_num_threads())  # the pool follows torch's intra-op threads
     return module
 
 
@@ -110,7 +118,6 @@ def _build() -> tuple[str, Any]:
     from torch.utils import cpp_extension
 
     name = module_name(variant)
-    openmp = [] if platform.system() == "Darwin" else ["-fopenmp"]  # Apple's clang has no OpenMP: one thread
     waited = _wait_for_lock(Path(cpp_extension._get_build_directory(name, verbose=False)) / "lock")
     if waited:
         log.warning("qtts's int8 kernel: %s; using torch's kernel", waited)
@@ -122,7 +129,7 @@ def _build() -> tuple[str, Any]:
 
             os.environ["PATH"] = f"{ninja.BIN_DIR}{os.pathsep}{saved_path}"
         module = cpp_extension.load(name=name, sources=[str(SOURCE)], extra_include_paths=[str(HERE)],
-                                    extra_cflags=["-O3", *VARIANT_FLAGS[variant], *openmp], extra_ldflags=openmp,
+                                    extra_cflags=["-O3", *VARIANT_FLAGS[variant], *OPENMP_FLAGS],
                                     verbose=False)
     except Exception as exc:  # compiler or linker failure: fall back, say why once
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -163,4 +170,6 @@ def variant() -> str | None:
 def status() -> str:
     """One line for ``qtts doctor``."""
     reason, module = _build()
-    return f"qtts int8 kernel ({module.variant()})" if module is not None else f"torch int8 kernel ({reason})"
+    if module is None:
+        return f"torch int8 kernel ({reason})"
+    return f"qtts int8 kernel ({module.variant()}; qtts's thread pool, {module.threads()} threads)"

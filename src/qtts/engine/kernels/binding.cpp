@@ -12,6 +12,7 @@
 #include "int8_gemv_core.h"
 #include "predictor_frame.h"
 #include "snake.h"
+#include "thread_pool.h"
 
 // w: (N, K) int8 row-major -> the 1-D packed layout the kernel reads (int8_gemv_core.h).
 torch::Tensor pack(torch::Tensor w) {
@@ -116,11 +117,11 @@ torch::Tensor snake(torch::Tensor x, torch::Tensor alpha, torch::Tensor inv_beta
   const float* a = alpha.data_ptr<float>();
   const float* b = inv_beta.data_ptr<float>();
   if (time_major) {
-    at::parallel_for(0, batch * time, 256, [&](int64_t first, int64_t last) {
+    qtts::parallel_for(0, batch * time, 256, [&](int64_t first, int64_t last) {
       for (int64_t row = first; row < last; ++row) qtts::snake_channels(xp + row * channels, a, b, channels, yp + row * channels);
     });
   } else {
-    at::parallel_for(0, batch * channels, 1, [&](int64_t first, int64_t last) {
+    qtts::parallel_for(0, batch * channels, 1, [&](int64_t first, int64_t last) {
       for (int64_t row = first; row < last; ++row)
         qtts::snake_run(xp + row * time, a[row % channels], b[row % channels], time, yp + row * time);
     });
@@ -145,4 +146,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("predictor_frame", &make_frame, "a PredictorFrame over a DecoderStack, heads and embeddings");
   m.def("sample", &sample, "one code from logits as a PredictorFrame samples");
   m.def("snake", &snake, "SnakeBeta in one pass (see snake.h)");
+  m.def("set_threads", [](int threads) { qtts::ThreadPool::instance().set_threads(threads); },
+        "threads of qtts's pool, the caller included (thread_pool.h)", pybind11::call_guard<pybind11::gil_scoped_release>());
+  m.def("threads", []() { return qtts::ThreadPool::instance().threads(); }, "threads of qtts's pool");
 }

@@ -15,7 +15,6 @@
 // which the continuous batcher relies on.
 #pragma once
 
-#include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -25,6 +24,7 @@
 #include <vector>
 
 #include "int8_gemv_core.h"
+#include "thread_pool.h"
 
 namespace qtts {
 
@@ -63,7 +63,7 @@ inline void linear_into(const PackedLinear& w, const float* x, int64_t rows, flo
   const Problem problem{w.packed.data_ptr<int8_t>(), w.row_sums.data_ptr<int32_t>(), w.scale.data_ptr<float>(),
                         q.data(), planes, xscale.data(), finite.data(), rows, k, n, out, stream};
   const int64_t blocks = (n + kRowBlock - 1) / kRowBlock;
-  at::parallel_for(0, blocks, 8, [&](int64_t begin, int64_t end) {
+  qtts::parallel_for(0, blocks, 8, [&](int64_t begin, int64_t end) {
     compute(problem, begin * kRowBlock, std::min(end * kRowBlock, n));
   });
 }
@@ -226,7 +226,7 @@ class DecoderStack {
               const std::vector<torch::Tensor>& values, const std::vector<int64_t>& begin,
               const std::vector<int64_t>& start, int64_t batch, int64_t span, float* out) const {
     const int64_t d = head_dim_, group = q_heads_ / kv_heads_;
-    at::parallel_for(0, batch * span * q_heads_, 1, [&](int64_t first, int64_t last) {
+    qtts::parallel_for(0, batch * span * q_heads_, 1, [&](int64_t first, int64_t last) {
       std::vector<float> scores;
       for (int64_t task = first; task < last; ++task) {
         const int64_t r = task / q_heads_, head = task % q_heads_, b = r / span, s = r % span;

@@ -11,7 +11,6 @@
 // the same distribution as torch.multinomial's, not the same draw.
 #pragma once
 
-#include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <algorithm>
