@@ -26,12 +26,16 @@ system="$(uname -s)"
 machine="$(uname -m)"
 missing=()
 command -v g++ >/dev/null || command -v c++ >/dev/null || missing+=(g++)
+# The test suite's servers and tools; QTTS_INSTALL_TEST_SERVERS=0 skips them (qtts itself needs none).
+if [ "${QTTS_INSTALL_TEST_SERVERS:-1}" != 0 ]; then
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v pulseaudio >/dev/null || missing+=(pulseaudio)  # 'speak --play' is tested into a null sink
 command -v paplay >/dev/null || missing+=(pulseaudio-utils)
-if [ "$system" = Linux ] && [ "$machine" = x86_64 ]; then
+command -v clang++ >/dev/null || missing+=(clang)  # the kernels are also compiled with clang (macOS's family)
+fi
+if [ "$system" = Linux ] && [ "$machine" = x86_64 ] && [ "${QTTS_INSTALL_TEST_SERVERS:-1}" != 0 ]; then
   command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
   command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
 fi

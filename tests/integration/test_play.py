@@ -72,18 +72,23 @@ def test_play_sends_the_speech_to_the_output_device(null_sink, tiny_env, referen
         "1",
     ]
     recorder = subprocess.Popen(
-        ["parec", "-d", "qtts_null.monitor", "--raw", "--format=s16le", f"--rate={RATE}", "--channels=1"],
+        ["parec", "-d", "qtts_null.monitor", "--raw", "--format=s16le", f"--rate={RATE}", "--channels=1",
+         "--latency-msec=20"],
         stdout=open(recording, "wb"),
         env={**os.environ, **env},
     )
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10  # recording before anything plays
+    while not subprocess.run(["pactl", "list", "short", "source-outputs"], env={**os.environ, **env},
+                             capture_output=True).stdout.strip():
+        assert time.monotonic() < deadline, "the recorder did not connect"
+        time.sleep(0.05)
     out = tmp_path / "kept.flac"
     played = subprocess.run(
         [sys.executable, "-m", "qtts", "speak", *args, "--play", "--out", str(out), "--json"],
         capture_output=True,
         timeout=180,
     )
-    time.sleep(0.5)
+    time.sleep(1.0)  # the sink's last buffer reaches the monitor
     recorder.terminate()
     recorder.wait()
     assert played.returncode == 0, played.stderr.decode()

@@ -35,7 +35,7 @@ def describe() -> dict[str, Any]:
     except OSError:
         pass
     return {"cpu": model, "machine": platform.machine(), "isa": [f for f in ISA_FLAGS if f in flags],
-            "int8_kernel": kernels.variant() or "torch"}
+            "int8_kernel": kernels.variant() or "torch", "kernel_threading": kernels.threading_summary()}
 
 
 def slug(info: dict[str, Any]) -> str:

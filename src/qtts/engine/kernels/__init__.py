@@ -167,6 +167,12 @@ def variant() -> str | None:
     return module.variant() if module is not None else None
 
 
+def threading_summary() -> str:
+    """How the native loops are threaded: qtts's own pool and its size (no OpenMP runtime)."""
+    status, module = _build()
+    return f"qtts thread pool, {module.threads()} threads" if module is not None else "none (torch's kernel)"
+
+
 def status() -> str:
     """One line for ``qtts doctor``."""
     reason, module = _build()

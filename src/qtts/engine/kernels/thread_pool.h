@@ -112,8 +112,9 @@ class ThreadPool {
     }
   }
 
-  void worker(int index) {
-    uint64_t seen = epoch_.load(std::memory_order_acquire);
+  // `seen`: the epoch when the worker was made (no loop runs then), so that a loop published
+  // before the thread got going is still seen as new.
+  void worker(int index, uint64_t seen) {
     for (;;) {
       if (!wait_for_loop(seen)) return;
       seen = epoch_.load(std::memory_order_acquire);
@@ -143,7 +144,8 @@ class ThreadPool {
 
   void start_workers() {
     stop_.store(false);
-    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+    const uint64_t now = epoch_.load(std::memory_order_seq_cst);
+    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i, now] { worker(i, now); });
   }
 
   void stop_workers() {
