@@ -116,6 +116,12 @@ class DiskFull(QttsError):
     category, exit_code, http_status = "disk_full", 9, 507
 
 
+class OutputFailed(QttsError):
+    """The output could not be written: stdout's reader went away, or the device failed."""
+
+    category, exit_code, http_status = "output", 11, 500
+
+
 class WorkerDied(QttsError):
     """A job's worker died on every attempt (the job is not tried again)."""
 
@@ -155,4 +161,7 @@ def os_error(exc: OSError, what: str) -> QttsError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return DiskFull(f"no space left to write {what} ({exc.strerror or exc})",
                         hint="free some disk space (or raise the quota), then try again")
+    if exc.errno in (errno.EPIPE, errno.EIO, errno.ECONNRESET):
+        return OutputFailed(f"could not write {what}: {exc.strerror or exc}",
+                            hint="the program reading the output stopped early; write to a file with --out FILE")
     return BadInput(f"cannot write {what}: {exc.strerror or exc}", hint="choose a writable location")

@@ -8,6 +8,7 @@ the fields below (``model_id = "0.6b"``).  Nothing is read at import time: call
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -26,6 +27,36 @@ FALLBACK_MODEL_ID = "Qwen/Qwen3-TTS-12Hz-0.6B-Base"
 PRECISIONS = precision.NAMES
 ATTENTION = ("sdpa", "eager")
 MAX_SEED = 2**32 - 1  # seeds are 0..MAX_SEED: what every random generator involved accepts
+
+
+# The range of every numeric setting, checked for each source (flag, QTTS_* variable, config
+# file, HTTP field) before the sources are merged, so that a bad value is refused with its
+# source's name.  (low, high, low_open): low < value if low_open, else low <= value; every
+# value must be finite.
+LIMITS: dict[str, tuple[float, float, bool]] = {
+    "cpu_threads": (0, 512, False),  # 0: one per core
+    "memory_limit_bytes": (0, 2**50, False),  # 0: measure
+    "timeout_s": (0, 7 * 86400, False),  # 0: none
+    "split_max_chars": (20, 2000, False),
+    "batch_size": (1, 16, False),
+    "max_batch": (1, 64, False),
+    "max_text_chars": (1, 10_000_000, False),
+    "max_reference_s": (1, 600, False),
+    "port": (1, 65535, False),
+    "job_lease_s": (0, 86400, True),
+    "job_max_attempts": (1, 100, False),
+    "max_upload_bytes": (1, 2**34, False),
+    "engine_idle_s": (0, 7 * 86400, True),
+}
+
+
+ZERO_MEANS = {"cpu_threads": "one per core", "memory_limit_bytes": "measure the RAM", "timeout_s": "no limit"}
+
+
+def describe_limit(name: str) -> str:
+    low, high, low_open = LIMITS[name]
+    number = (lambda v: f"{v:g}") if isinstance(low, float) or isinstance(high, float) else str
+    return f"more than {number(low)} and at most {number(high)}" if low_open else f"{number(low)}-{number(high)}"
 
 
 def default_home() -> Path:
@@ -132,16 +163,17 @@ class Settings:
         path = config_file or (Path(environ["QTTS_CONFIG"]) if environ.get("QTTS_CONFIG") else home / "config.toml")
         file_values = _read_config_file(path)
 
-        merged: dict[str, Any] = {}
-        for source in (file_values, env_values, flags):
-            merged.update(source)
-        merged["home"] = home
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(file_values) - set(known))
         if unknown:
             raise BadInput(f"unknown setting(s) in {path}: {', '.join(unknown)}",
                            hint=f"valid keys: {', '.join(sorted(known))}")
-        values = {name: _coerce(name, known[name], value) for name, value in merged.items() if name in known}
+        merged: dict[str, Any] = {}
+        for values, source in ((file_values, f"{path}: "), (env_values, "QTTS_"), (flags, "--")):
+            for name, value in values.items():
+                if name in known and name != "home":
+                    merged[name] = _coerce(name, known[name], value, _source_name(source, name))
+        values = {**merged, "home": home}
         settings = cls(**values)
         settings.validate()
         return settings
@@ -186,16 +218,42 @@ def parse_duration(value: str, name: str = "duration") -> float:
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    if not path.exists():
         return {}
+    if not path.is_file():
+        raise BadInput(f"the config file {path} is not a file", hint="point QTTS_CONFIG at a TOML file, or remove it")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"config file {path} is not valid TOML: {exc}", hint="fix or remove the file") from exc
 
 
-def _coerce(name: str, spec: dataclasses.Field, value: Any) -> Any:
+def _source_name(source: str, name: str) -> str:
+    if source == "QTTS_":
+        return f"QTTS_{name.upper()}"
+    if source == "--":
+        return f"--{name.replace('_', '-')}"
+    return f"{source}{name}"
+
+
+def check_number(name: str, value: float, source: str) -> None:
+    """A numeric setting within ``LIMITS`` (and finite), or bad input naming its source."""
+    if name not in LIMITS:
+        return
+    low, high, low_open = LIMITS[name]
+    inside = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+    if not inside:
+        zero = f" (0: {ZERO_MEANS[name]})" if name in ZERO_MEANS else ""
+        raise BadInput(f"{source}={value}: {name} must be {describe_limit(name)}{zero}", hint=f"fix {source}")
+
+
+def _coerce(name: str, spec: dataclasses.Field, value: Any, source: str | None = None) -> Any:
+    source = source or name
     kind = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", "str")
+    if kind in ("int", "float") and not isinstance(value, bool):
+        number = _number(name, kind, value, source)
+        check_number(name, number, source)
+        return number
     try:
         if kind == "Path":
             return Path(value).expanduser()
@@ -206,11 +264,22 @@ def _coerce(name: str, spec: dataclasses.Field, value: Any) -> Any:
                     raise ValueError(value)
                 return lowered in ("1", "true", "yes", "on")
             return bool(value)
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
         return str(value)
     except (TypeError, ValueError) as exc:
-        raise BadInput(f"setting {name} has an invalid value {value!r}",
+        raise BadInput(f"setting {name} has an invalid value {value!r} ({source})",
                        hint=f"expected a {kind} (flag --{name.replace('_', '-')} or QTTS_{name.upper()})") from exc
+
+
+def _number(name: str, kind: str, value: Any, source: str) -> float:
+    try:
+        number = float(value) if kind == "float" else int(str(value).strip()) if isinstance(value, str) else value
+        if kind == "int" and (not isinstance(number, int) or isinstance(number, bool)):
+            if isinstance(number, float) and number.is_integer():
+                number = int(number)
+            else:
+                raise ValueError(value)
+        return number
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BadInput(f"setting {name} has an invalid value {value!r} ({source})",
+                       hint=f"expected a whole number ({kind}) for {source}" if kind == "int" else
+                       f"expected a number for {source}") from exc

@@ -7,6 +7,7 @@ before the model loads, so bad input fails in milliseconds, not after a 10 s loa
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -122,6 +123,7 @@ def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRe
         raise TooLarge(f"the text has {len(text)} characters; the limit is {settings.max_text_chars}",
                        hint="split it into several requests, or raise QTTS_MAX_TEXT_CHARS")
     audio_mod.check_format(request.output_format)
+    check_numbers(request)
     if model is not None:
         check_against_model(request, model)
     voice = request.voice
@@ -145,6 +147,30 @@ def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRe
                        "--speaker on CustomVoice models; --instruct on VoiceDesign models")
     instruct = normalize_text(request.instruct) if request.instruct else None
     return replace(request, text=text, instruct=instruct or None)
+
+
+# Sampling settings a request may carry: (low, high, low_open); finite always.
+SAMPLING_LIMITS = {"temperature": (0.0, 100.0, True), "top_p": (0.0, 1.0, True), "top_k": (1, 100_000, False),
+                   "repetition_penalty": (1.0, 100.0, False), "max_frames": (2, 8192, False)}
+
+
+def check_numbers(request: SpeakRequest) -> None:
+    """Every number of a request finite and in range, whichever adapter made it (a flag, an
+    HTTP field, a batch line): bad input here, never a torch traceback later."""
+    from qtts.settings import check_number
+
+    check_number("timeout_s", request.timeout_s, "timeout")
+    check_number("split_max_chars", request.split_max_chars, "split_max_chars")
+    check_number("batch_size", request.batch_size, "batch_size")
+    for name, (low, high, low_open) in SAMPLING_LIMITS.items():
+        value = getattr(request, name)
+        if value is None:
+            continue
+        inside = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+        if not inside:
+            bound = f"more than {low:g} and at most {high:g}" if low_open else f"{low:g}-{high:g}"
+            raise BadInput(f"{name} {value} is out of range: it must be {bound}",
+                           hint=f"pass a {name.replace('_', ' ')} of {bound}")
 
 
 def load_reference(settings: Settings, ref_audio: Path | bytes) -> audio_mod.Audio:

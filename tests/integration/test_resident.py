@@ -39,6 +39,7 @@ def test_engine_serves_the_same_audio_as_in_process(
         )
         assert served.returncode == 0 and local.returncode == 0, served.stderr.decode() + local.stderr.decode()
         assert len(served.stdout) > 10_000 and served.stdout == local.stdout
+        assert extra or local.stdout[:4] == b"RIFF"  # nothing but audio on stdout (no build chatter)
         assert f"engine pid {pid}".encode() in served.stderr
     assert engine_shell.engine_pid() == pid  # one engine served them all
 

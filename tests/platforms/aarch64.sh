@@ -34,6 +34,8 @@ done
 cleanup() { for fs in dev sys proc; do umount -l "$ROOT/$fs" 2>/dev/null || true; done; }
 trap cleanup EXIT
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# The host's trust store: where HTTPS goes through a proxy with its own CA, pip needs it too.
+cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
 
 say "copying the checkout (without .venv) to $ROOT/qtts"
 rm -rf "$ROOT/qtts"
@@ -41,7 +43,8 @@ mkdir -p "$ROOT/qtts"
 tar -C "$repo" --exclude=.venv --exclude=.git --exclude='__pycache__' -cf - . | tar -C "$ROOT/qtts" -xf -
 
 run() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  LANG=C.UTF-8 QTTS_INSTALL_TEST_SERVERS=0 bash -c "cd /qtts && $1"; }
+  LANG=C.UTF-8 QTTS_INSTALL_TEST_SERVERS=0 PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+  SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180 bash -c "cd /qtts && $1"; }
 
 say "./install.sh (the README's first command; the test suite's servers skipped)"
 run "./install.sh"

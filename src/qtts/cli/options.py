@@ -50,6 +50,18 @@ def model_options(func: Callable[..., Any] | None = None, *, many: bool = False)
     return func
 
 
+class FiniteFloat(click.FloatRange):
+    """A float flag in a range that refuses nan and inf (which compare as neither in nor out)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def engine_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """--engine/--no-engine: send the work to the resident engine (``qtts.resident``)."""
     return click.option("--engine/--no-engine", "engine", default=None,
@@ -136,21 +148,57 @@ def text_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def read_text(text_arg: str | None, text: str | None, text_file: Path | None) -> str:
-    """The text given by ``text_options`` (stdin when none is given and stdin is not a terminal)."""
+def read_text(text_arg: str | None, text: str | None, text_file: Path | None, limit: int) -> str:
+    """The text given by ``text_options`` (stdin when none is given and stdin is not a terminal).
+    Files and stdin are read up to ``limit`` characters and no further: an endless source
+    (``/dev/zero``, a growing file, a pipe that never closes) is refused without filling memory."""
     given = [v for v in (text_arg, text, text_file) if v is not None]
     if len(given) > 1:
         raise BadInput("give the text once", hint="use one of TEXT, --text or --text-file")
     if text_file is not None and str(text_file) != "-":
+        import os
+        import stat
+
         try:
-            return _utf8(text_file.read_bytes(), f"text file {text_file}")
-        except (FileNotFoundError, IsADirectoryError) as exc:
+            mode = os.stat(text_file).st_mode
+        except FileNotFoundError as exc:
             raise BadInput(f"text file {text_file} does not exist", hint="check the path") from exc
+        except OSError as exc:
+            raise BadInput(f"text file {text_file} cannot be read: {exc.strerror}", hint="check the path") from exc
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            kind = "a directory" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+                else "not a regular file"
+            raise BadInput(f"text file {text_file} is {kind}", hint="pass a text file (or '-' for stdin)")
+        try:
+            with open(text_file, "rb") as stream:
+                return _read_bounded(stream, limit, f"text file {text_file}")
+        except OSError as exc:
+            raise BadInput(f"text file {text_file} cannot be read: {exc.strerror}", hint="check the path") from exc
     if given and text_file is None:
         return str(given[0])
     if text_file is not None or not sys.stdin.isatty():
-        return _utf8(sys.stdin.buffer.read(), "the text on stdin")
+        return _read_bounded(sys.stdin.buffer, limit, "the text on stdin")
     raise BadInput("no text given", hint="pass TEXT, --text, --text-file, or pipe text on stdin")
+
+
+def _read_bounded(stream: Any, limit: int, what: str) -> str:
+    from qtts.errors import TooLarge
+
+    most = 4 * (limit + 1)  # UTF-8 takes at most 4 bytes a character
+    data = bytearray()
+    while len(data) <= most:
+        piece = stream.read(min(1 << 16, most + 1 - len(data)))
+        if not piece:
+            break
+        data += piece
+    if len(data) > most:
+        raise TooLarge(f"{what} is longer than the limit of {limit} characters",
+                       hint="split it into several requests, or raise QTTS_MAX_TEXT_CHARS")
+    text = _utf8(bytes(data), what)
+    if len(text) > limit:
+        raise TooLarge(f"{what} has {len(text)} characters; the limit is {limit}",
+                       hint="split it into several requests, or raise QTTS_MAX_TEXT_CHARS")
+    return text
 
 
 def _utf8(data: bytes, what: str) -> str:

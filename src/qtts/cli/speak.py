@@ -11,6 +11,7 @@ import click
 
 from qtts import audio as audio_mod
 from qtts.cli.options import (
+    FiniteFloat,
     engine_option,
     format_option,
     language_option,
@@ -50,12 +51,13 @@ from qtts.synthesis import (
               "(--out optional: also write the file).")
 @format_option(default=None, help="Output format when --out is '-' (default wav).")
 @click.option("--split-max-chars", type=click.IntRange(min=20), default=None, help="Longest chunk synthesized at once (default 200).")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0), default=None, help="Give up after this many seconds (0 = never).")
+@click.option("--timeout", "timeout_s", type=FiniteFloat(min=0), default=None,
+              help="Give up after this many seconds (0 = never).")
 @seed_option
-@click.option("--temperature", type=click.FloatRange(min=0.01), default=None)
+@click.option("--temperature", type=FiniteFloat(min=0.01), default=None)
 @click.option("--top-k", type=click.IntRange(min=1), default=None)
-@click.option("--top-p", type=click.FloatRange(min=0.01, max=1.0), default=None)
-@click.option("--repetition-penalty", type=click.FloatRange(min=1.0), default=None)
+@click.option("--top-p", type=FiniteFloat(min=0.01, max=1.0), default=None)
+@click.option("--repetition-penalty", type=FiniteFloat(min=1.0), default=None)
 @click.option("--greedy", is_flag=True, help="Disable sampling (deterministic, less natural).")
 @click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Cap on frames per chunk (12.5 frames = 1 s).")
 @click.option("--stream", is_flag=True, help="With --out -: write pcm/wav audio as it is generated.")
@@ -102,7 +104,7 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
     if batch_size is not None:  # in the settings too: the memory pre-check reads them
         settings = settings.replace(batch_size=batch_size)
     request = build_request(
-        settings, read_text(text_arg, text, text_file),
+        settings, read_text(text_arg, text, text_file, settings.max_text_chars),
         VoiceSource(voice_id=voice_id, ref_audio=ref_audio, ref_text=ref_text, x_vector_only=x_vector_only,
                     speaker=speaker),
         instruct=instruct, language=language, output_format=output_format, split_max_chars=split_max_chars, timeout_s=timeout_s,
@@ -136,8 +138,7 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
                  f"{where})")
         return
     if to_stdout:
-        sys.stdout.buffer.write(summary.pop("audio_bytes"))
-        sys.stdout.buffer.flush()
+        _write_stdout(summary.pop("audio_bytes"))
     else:
         summary.pop("audio_bytes", None)
     progress(f"{summary['audio_seconds']:.2f} s of audio in {summary['elapsed_seconds']:.2f} s "
@@ -147,8 +148,23 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
 
 
 def _write_stdout(data: bytes) -> None:
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+    """stdout as a file like any other: a full device is ``DiskFull`` (exit 9), a reader that
+    went away (a closed or broken pipe) ``OutputFailed`` (exit 11); never a traceback."""
+    import os
+
+    from qtts.errors import os_error
+
+    try:
+        view = memoryview(data)
+        while view:  # a pipe whose reader goes away takes part of a write, and says so only then
+            view = view[sys.stdout.buffer.write(view):]
+        sys.stdout.buffer.flush()
+    except OSError as exc:
+        # Nothing more can reach stdout; send what Python would still flush at exit nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise os_error(exc, "the audio to stdout") from exc
 
 
 def _play(settings: Settings, request: SpeakRequest, out_path: Path | None, progress: Callable[[str], None],

@@ -293,12 +293,16 @@ class Engine:
         time, no batching; output already played cannot be regenerated, so no runaway retry)."""
         language, pieces, deadline, base_seed = self._plan(text, prompt, options)
         owner = object()
+        stop = threading.Event()  # the consumer stopped reading
+
+        def cancelled() -> bool:
+            return stop.is_set() or (should_cancel is not None and should_cancel())
 
         def work(emit: Callable[[np.ndarray], None]) -> None:
             for index, piece in enumerate(pieces):
                 cap = _frame_cap(piece, options)
                 decoder = streaming.FrameDecoder(self._tts, prompt, self._eos_id, emit)
-                guard = GenerationGuard(deadline, should_cancel)
+                guard = GenerationGuard(deadline, cancelled)
                 codes = self._generate_codes([piece], language, prompt, options, base_seed + index, cap + 1, guard,
                                              on_frame=decoder.on_frame, owner=owner)[0]
                 if guard.cancelled:
@@ -310,7 +314,7 @@ class Engine:
                 if index + 1 < len(pieces):
                     emit(np.zeros(int(options.gap_s * self.sample_rate), dtype=np.float32))
 
-        return streaming.run_streaming(work)
+        return streaming.run_streaming(work, stop)
 
     def _plan(self, text: str, prompt: Voice, options: SynthesisOptions) -> tuple[str, list[str], float | None, int]:
         """Check the voice and language, split the text; return (language, chunks, deadline, seed)."""

@@ -81,9 +81,12 @@ class FrameTap:
             self.active.on_frame(codes)
 
 
-def run_streaming(work: Callable[[Callable[[np.ndarray], None]], None]) -> Iterator[np.ndarray]:
+def run_streaming(work: Callable[[Callable[[np.ndarray], None]], None],
+                  stop: threading.Event | None = None) -> Iterator[np.ndarray]:
     """Run ``work(emit)`` in a thread and yield what it emits, as it emits it; errors raised
-    in the thread are raised here."""
+    in the thread are raised here.  A consumer that stops early (its write failed, the client
+    went away) sets ``stop``, which the work's guard reads each frame, and the thread is
+    joined before this returns: no generation goes on, or outlives the process, unseen."""
     pieces: queue.Queue = queue.Queue()
     done = object()
 
@@ -97,11 +100,18 @@ def run_streaming(work: Callable[[Callable[[np.ndarray], None]], None]) -> Itera
 
     thread = threading.Thread(target=target, name="qtts-stream", daemon=True)
     thread.start()
-    while True:
-        item = pieces.get()
-        if item is done:
-            break
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    thread.join()
+    finished = False
+    try:
+        while True:
+            item = pieces.get()
+            if item is done:
+                finished = True
+                break
+            if isinstance(item, BaseException):
+                finished = True
+                raise item
+            yield item
+    finally:
+        if not finished and stop is not None:
+            stop.set()
+        thread.join(timeout=None if stop is not None or finished else 0)

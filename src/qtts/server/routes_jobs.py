@@ -28,7 +28,7 @@ async def submit(body: JobBody, request: Request) -> JSONResponse:
 
 
 @router.get("")
-async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0),
+async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0, le=2**62),
                     status: str | None = None) -> dict:
     if status is not None and status not in STATUSES:
         raise BadInput(f"unknown status {status!r}", hint=f"use one of: {', '.join(STATUSES)}")
@@ -47,7 +47,9 @@ async def get_audio(job_id: str, request: Request, format: str | None = None) ->
     job = await run_in_threadpool(state_of(request).queue.store.get, job_id)
     if job.status != SUCCEEDED:
         detail = f": {job.error_message}" if job.status == FAILED else ""
-        raise JobNotDone(f"job {job_id} is {job.status}{detail}", hint="poll GET /v1/jobs/{id} until it succeeded")
+        hint = ("poll GET /v1/jobs/{id} until it succeeded" if job.status in ("queued", "running") else
+                "it will not have audio: submit the request again (POST /v1/jobs)")
+        raise JobNotDone(f"job {job_id} is {job.status}{detail}", hint=hint)
     fmt = audio_mod.check_format(format or job.output_format)
     data = await run_in_threadpool(_artifact_bytes, Path(job.artifact), job.output_format, fmt)
     return Response(data, media_type=audio_mod.media_type(fmt),

@@ -22,7 +22,7 @@ class VoiceRef(BaseModel):
 class SpeechBody(BaseModel):
     """POST /v1/audio/speech, as OpenAI's, plus qtts extensions (language, seed, max_frames)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)  # NaN and Infinity are refused (400)
 
     model: str
     input: str
@@ -52,7 +52,7 @@ class JobBody(BaseModel):
     (Base models) or a preset speaker (CustomVoice); a VoiceDesign model takes none, its
     voice is the ``instructions``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     input: str
     voice: str | VoiceRef | None = None
@@ -63,7 +63,7 @@ class JobBody(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     split_max_chars: int | None = Field(default=None, ge=20, le=2000)
     max_frames: int | None = Field(default=None, ge=2, le=8192)
-    timeout_s: float | None = Field(default=None, ge=0)
+    timeout_s: float | None = Field(default=None, ge=0, le=7 * 86400)
 
     @field_validator("response_format")
     @classmethod

@@ -19,6 +19,7 @@ torch kernel is used instead; ``status()`` says why.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -26,7 +27,9 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +111,22 @@ def module_name(variant: str) -> str:
     return f"qtts_int8_{variant.replace('-', '_')}_{digest}"
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what this process and its children write to fd 1 to fd 2 meanwhile: the build runs
+    ``ninja --version``, the compiler's version check and ninja itself, which print on stdout,
+    where ``qtts speak --out -`` writes audio."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 @functools.cache
 def _build() -> tuple[str, Any]:
     variant = cpu_variant()
@@ -128,9 +147,10 @@ def _build() -> tuple[str, Any]:
             import ninja
 
             os.environ["PATH"] = f"{ninja.BIN_DIR}{os.pathsep}{saved_path}"
-        module = cpp_extension.load(name=name, sources=[str(SOURCE)], extra_include_paths=[str(HERE)],
-                                    extra_cflags=["-O3", *VARIANT_FLAGS[variant], *OPENMP_FLAGS],
-                                    verbose=False)
+        with _stdout_to_stderr():  # ninja's and the compiler's chatter must never reach stdout (audio)
+            module = cpp_extension.load(name=name, sources=[str(SOURCE)], extra_include_paths=[str(HERE)],
+                                        extra_cflags=["-O3", *VARIANT_FLAGS[variant], *OPENMP_FLAGS],
+                                        verbose=False)
     except Exception as exc:  # compiler or linker failure: fall back, say why once
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.warning("could not build qtts's int8 kernel (%s); using torch's, which is slower", first[:200])
