@@ -53,7 +53,9 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 # 1. The CPU build of torch first: anything that later asks for 'torch' is then satisfied
 #    (a bare 'torch' requirement on an empty environment pulls a multi-GB CUDA build on
 #    Linux x86_64; macOS and Linux aarch64 wheels on PyPI are CPU builds).
-if [ "$system" = Linux ] && [ "$machine" = x86_64 ] && \
+#    On Linux aarch64, PyPI's torch 2.13 is a CUDA build (~5.6 GB with its nvidia packages; it
+#    runs on the CPU too): the CPU index is tried there as well.
+if [ "$system" = Linux ] && { [ "$machine" = x86_64 ] || [ "$machine" = aarch64 ]; } && \
    "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('$CPU_INDEX/torch/', timeout=5)" 2>/dev/null; then
   "${PIP[@]}" "torch==$TORCH_VERSION" --index-url "$CPU_INDEX"
 else
@@ -66,9 +68,14 @@ fi
 #    src/qtts/engine/upstream.py); the rest of its dependencies came with step 2.
 "${PIP[@]}" --no-deps "qwen-tts==0.1.1"
 
-"$VENV/bin/python" - <<'PY'
+"$VENV/bin/python" - "$machine" <<'PY'
+import sys
 import torch
-assert torch.version.cuda is None, "a CUDA build of torch got installed; expected the CPU build"
+if torch.version.cuda is not None:
+    if sys.argv[1] == "x86_64":
+        sys.exit("a CUDA build of torch got installed; expected the CPU build")
+    print(f"install.sh: torch {torch.__version__} is a CUDA build (PyPI's for this machine; PyTorch's CPU index "
+          "did not answer); qtts runs it on the CPU", file=sys.stderr)
 PY
 # 4. qtts's native kernels for this CPU, compiled once now rather than on the first synthesis
 #    (~60 s); where it cannot be built, qtts uses torch's kernel.

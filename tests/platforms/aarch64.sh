@@ -28,18 +28,26 @@ if [ ! -x "$ROOT/usr/bin/python3" ]; then
 fi
 say "the arm64 root runs: $(chroot "$ROOT" uname -m), $(chroot "$ROOT" python3 --version)"
 
-for fs in proc sys dev; do
+for fs in proc dev; do
   mountpoint -q "$ROOT/$fs" || mount --bind "/$fs" "$ROOT/$fs"
 done
-cleanup() { for fs in dev sys proc; do umount -l "$ROOT/$fs" 2>/dev/null || true; done; }
+# Not the host's /sys: oneDNN (inside torch) reads the Arm CPU's id register from sysfs and
+# crashes under qemu-user without it.  A small sysfs of two Neoverse-N1-like cores instead.
+mountpoint -q "$ROOT/sys" && umount -l "$ROOT/sys"
+for cpu in 0 1; do
+  mkdir -p "$ROOT/sys/devices/system/cpu/cpu$cpu/regs/identification"
+  echo 0x00000000410fd0c1 > "$ROOT/sys/devices/system/cpu/cpu$cpu/regs/identification/midr_el1"
+done
+for list in online possible present; do echo 0-1 > "$ROOT/sys/devices/system/cpu/$list"; done
+cleanup() { for fs in dev proc; do umount -l "$ROOT/$fs" 2>/dev/null || true; done; }
 trap cleanup EXIT
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 # The host's trust store: where HTTPS goes through a proxy with its own CA, pip needs it too.
 cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
 
 say "copying the checkout (without .venv) to $ROOT/qtts"
-rm -rf "$ROOT/qtts"
 mkdir -p "$ROOT/qtts"
+find "$ROOT/qtts" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +  # a rerun keeps its .venv
 tar -C "$repo" --exclude=.venv --exclude=.git --exclude='__pycache__' -cf - . | tar -C "$ROOT/qtts" -xf -
 
 run() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
