@@ -56,11 +56,15 @@ run() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/loca
 
 say "./install.sh (the README's first command; the test suite's servers skipped)"
 run "./install.sh"
+say "the tiny random-weight checkpoint"
+run "rm -rf /tmp/tiny && .venv/bin/qtts models build-random --preset tiny --out /tmp/tiny >/dev/null"
 say "qtts doctor --run-smoke"
-run ".venv/bin/qtts doctor --run-smoke"
-say "qtts speak on the tiny checkpoint"
-run "rm -rf /tmp/tiny && .venv/bin/qtts models build-random --preset tiny --out /tmp/tiny >/dev/null && \
-  .venv/bin/python -c 'from qtts.doctor import smoke_reference; import soundfile as sf; sf.write(\"/tmp/ref.wav\", smoke_reference(3.0).samples, 24000)' && \
+run "QTTS_MODEL_ID=/tmp/tiny HF_HUB_OFFLINE=1 .venv/bin/qtts doctor --run-smoke"
+say "qtts speak on the tiny checkpoint (through the resident engine, and in-process)"
+run ".venv/bin/python -c 'from qtts.doctor import smoke_reference; import soundfile as sf; sf.write(\"/tmp/ref.wav\", smoke_reference(3.0).samples, 24000)' && \
+  QTTS_MODEL_ID=/tmp/tiny HF_HUB_OFFLINE=1 .venv/bin/qtts speak --ref-audio /tmp/ref.wav \
+    --ref-text 'Hello there, this is me.' --text 'Hello from an arm64 machine.' --max-frames 24 --out /tmp/arm1.wav && \
+  QTTS_MODEL_ID=/tmp/tiny HF_HUB_OFFLINE=1 .venv/bin/qtts engine stop && \
   QTTS_MODEL_ID=/tmp/tiny HF_HUB_OFFLINE=1 .venv/bin/qtts speak --no-engine --ref-audio /tmp/ref.wav \
     --ref-text 'Hello there, this is me.' --text 'Hello from an arm64 machine.' --max-frames 24 --out /tmp/arm.wav --json"
 say "the kernel tests"

@@ -78,11 +78,33 @@ def _arm_dotprod() -> bool:
             return out == "1"
         except (OSError, subprocess.SubprocessError):
             return False
+    hwcap = _linux_hwcap()
+    if hwcap is not None:
+        return bool(hwcap & HWCAP_ASIMDDP)
     try:
         return any(line.startswith("Features") and " asimddp" in line
                    for line in Path("/proc/cpuinfo").read_text().splitlines())
     except OSError:
         return False
+
+
+AT_HWCAP = 16
+HWCAP_ASIMDDP = 1 << 20  # <asm/hwcap.h> on aarch64: the dot-product instructions
+
+
+def _linux_hwcap() -> int | None:
+    """The kernel's word of CPU capabilities for this process (``getauxval(AT_HWCAP)``), the
+    documented way to ask on Linux; it is also what an emulator presents for the CPU it
+    emulates, where ``/proc/cpuinfo`` describes the host.  None where it cannot be read."""
+    import ctypes
+
+    try:
+        getauxval = ctypes.CDLL(None).getauxval
+    except (OSError, AttributeError):
+        return None
+    getauxval.restype = ctypes.c_ulong
+    getauxval.argtypes = [ctypes.c_ulong]
+    return int(getauxval(AT_HWCAP)) or None
 
 
 def supported_cpu() -> bool:
