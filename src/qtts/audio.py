@@ -72,7 +72,9 @@ def decode_audio(data: bytes | Path, *, what: str = "audio", max_seconds: float 
     import soundfile as sf
 
     if isinstance(data, Path):
-        _check_regular_file(data, what)
+        from qtts.files import check_input_file
+
+        check_input_file(data, f"{what} file")
     if isinstance(data, (bytes, bytearray)) and not data:
         raise BadInput(f"{what} is empty", hint="upload a wav, flac, mp3 or ogg file")
 
@@ -92,24 +94,6 @@ def decode_audio(data: bytes | Path, *, what: str = "audio", max_seconds: float 
         raise BadInput(f"{what} holds invalid samples (NaN or infinity)", hint="re-export the clip as 16-bit PCM WAV")
     mono = samples.mean(axis=1)
     return Audio(resample(mono, int(rate), SAMPLE_RATE), SAMPLE_RATE)
-
-
-def _check_regular_file(path: Path, what: str) -> None:
-    """A clip is a regular file (a symlink to one is fine): a FIFO or a device could be
-    endless or block, and is refused for what it is before anything is read."""
-    import os
-    import stat
-
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError as exc:
-        raise BadInput(f"{what} file {path} does not exist", hint="check the path") from exc
-    except OSError as exc:
-        raise BadInput(f"{what} file {path} cannot be read: {exc.strerror}", hint="check the path") from exc
-    if not stat.S_ISREG(mode):
-        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (a pipe)" if stat.S_ISFIFO(mode)
-                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
-        raise BadInput(f"{what} {path} is {kind}, not an audio file", hint="pass a wav, flac, mp3 or ogg file")
 
 
 def _check_header(channels: int, rate: int, frames: int, what: str, max_seconds: float | None) -> None:

@@ -57,3 +57,25 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def check_input_file(path: Path, what: str, allow_fifo: bool = False) -> None:
+    """An input path that is a regular file (a symlink to one is fine), or a FIFO where
+    ``allow_fifo`` (read with a bound by the caller); anything else (a device, a directory,
+    a missing path) is bad input that names what it is, before anything is read."""
+    import stat
+
+    from qtts.errors import BadInput
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as exc:
+        raise BadInput(f"{what} {path} does not exist", hint="check the path") from exc
+    except OSError as exc:
+        raise BadInput(f"{what} {path} cannot be read: {exc.strerror}", hint="check the path") from exc
+    if stat.S_ISREG(mode) or (allow_fifo and stat.S_ISFIFO(mode)):
+        return
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (a pipe)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    raise BadInput(f"{what} {path} is {kind}", hint=f"pass {'a text' if allow_fifo else 'an audio'} file")
+

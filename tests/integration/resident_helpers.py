@@ -28,6 +28,11 @@ class EngineShell:
     def run(self, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(self.command(*args), env={**self.env, **env}, capture_output=True, timeout=timeout)
 
+    def hello(self, voice: str, out: Path, **env: str) -> subprocess.CompletedProcess:
+        """A short 'qtts speak' of a library voice into ``out``."""
+        return self.run("speak", "--voice-id", voice, "--text", "Hi there.", "--max-frames", "8", "--out", str(out),
+                        **env)
+
     def popen(self, *args: str, **env: str) -> subprocess.Popen:
         return subprocess.Popen(
             self.command(*args), env={**self.env, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE

@@ -101,18 +101,7 @@ def test_engine_commands_and_batch(engine_shell: EngineShell, engine_voice: str,
 
 def test_idle_engine_exits_by_itself(engine_shell: EngineShell, engine_voice: str, tmp_path: Path) -> None:
     engine_shell.stop()
-    result = engine_shell.run(
-        "speak",
-        "--voice-id",
-        engine_voice,
-        "--text",
-        "Hi there.",
-        "--max-frames",
-        "8",
-        "--out",
-        str(tmp_path / "a.wav"),
-        QTTS_ENGINE_IDLE_S="2",
-    )
+    result = engine_shell.hello(engine_voice, tmp_path / "a.wav", QTTS_ENGINE_IDLE_S="2")
     assert result.returncode == 0, result.stderr.decode()
     pid = engine_shell.engine_pid()
     assert pid and wait_for(lambda: not alive(pid), 30)

@@ -49,9 +49,7 @@ def test_engine_killed_mid_call_fails_clearly_and_leaves_no_file(
     assert b"hint: run the command again" in err and b"Traceback" not in err
     assert list(tmp_path.glob("story*")) == []  # no file, no temporary file
     # The next call starts a new engine over the dead one's socket.
-    again = engine_shell.run(
-        "speak", "--voice-id", engine_voice, "--text", "Hi there.", "--max-frames", "8", "--out", str(out)
-    )
+    again = engine_shell.hello(engine_voice, out)
     assert again.returncode == 0 and b"starting the qtts engine" in again.stderr and out.exists()
 
 
@@ -62,17 +60,7 @@ def test_stale_socket_is_replaced(engine_shell: EngineShell, engine_voice: str, 
     dead.bind(str(place.socket))  # a socket file nobody listens on: a crashed engine's
     dead.close()
     assert place.socket.exists()
-    result = engine_shell.run(
-        "speak",
-        "--voice-id",
-        engine_voice,
-        "--text",
-        "Hi there.",
-        "--max-frames",
-        "8",
-        "--out",
-        str(tmp_path / "a.wav"),
-    )
+    result = engine_shell.hello(engine_voice, tmp_path / "a.wav")
     assert result.returncode == 0, result.stderr.decode()
     assert b"starting the qtts engine" in result.stderr and alive(engine_shell.engine_pid())
 

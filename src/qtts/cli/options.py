@@ -156,19 +156,9 @@ def read_text(text_arg: str | None, text: str | None, text_file: Path | None, li
     if len(given) > 1:
         raise BadInput("give the text once", hint="use one of TEXT, --text or --text-file")
     if text_file is not None and str(text_file) != "-":
-        import os
-        import stat
+        from qtts.files import check_input_file
 
-        try:
-            mode = os.stat(text_file).st_mode
-        except FileNotFoundError as exc:
-            raise BadInput(f"text file {text_file} does not exist", hint="check the path") from exc
-        except OSError as exc:
-            raise BadInput(f"text file {text_file} cannot be read: {exc.strerror}", hint="check the path") from exc
-        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
-            kind = "a directory" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
-                else "not a regular file"
-            raise BadInput(f"text file {text_file} is {kind}", hint="pass a text file (or '-' for stdin)")
+        check_input_file(text_file, "text file", allow_fifo=True)
         try:
             with open(text_file, "rb") as stream:
                 return _read_bounded(stream, limit, f"text file {text_file}")
