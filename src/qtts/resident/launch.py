@@ -24,7 +24,8 @@ from qtts.errors import ServerUnavailable
 from qtts.resident.place import Place, as_environment, build_id, differences, ensure_private, fingerprint, place_for
 from qtts.settings import Settings
 
-START_TIMEOUT_S = 60.0  # from spawning the process to its socket answering (imports only: the load follows)
+START_TIMEOUT_S = 180.0  # from spawning the process to its socket answering (a slow or emulated CPU: minutes)
+BUSY_PATIENCE_S = 60.0  # an engine busy importing or loading answers slowly: how long to keep asking
 STOP_TIMEOUT_S = 15.0
 PROBE_TIMEOUT_S = 5.0
 
@@ -57,28 +58,31 @@ def http_client(place: Place, timeout_s: float | None) -> Any:
     )
 
 
-def probe(place: Place) -> dict[str, Any] | None:
+def probe(place: Place, patience_s: float = BUSY_PATIENCE_S) -> dict[str, Any] | None:
     """The engine's status, or None when nobody answers on the socket (a stale socket is
-    removed).  Permission errors and the like propagate: they are not "no engine"."""
+    removed).  An engine that accepts but answers slowly (importing or loading on a slow
+    CPU) is asked again for ``patience_s``.  Permission errors and the like propagate: they
+    are not "no engine"."""
     import httpx
 
-    if not place.socket.exists():
-        return None
-    try:
-        with http_client(place, PROBE_TIMEOUT_S) as client:
-            response = client.get("/v1/engine")
-    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
-        with suppress(FileNotFoundError):
-            place.socket.unlink()
-        return None
-    except httpx.TimeoutException as exc:
-        raise ServerUnavailable(
-            f"the qtts engine at {place.socket} does not answer",
-            hint="'qtts engine stop' (or kill the pid in engine.json), or run with --no-engine",
-        ) from exc
-    if response.status_code != 200:
-        return None
-    return response.json()
+    deadline = time.monotonic() + patience_s
+    while place.socket.exists():
+        try:
+            with http_client(place, PROBE_TIMEOUT_S) as client:
+                response = client.get("/v1/engine")
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
+            with suppress(FileNotFoundError):
+                place.socket.unlink()
+            return None
+        except httpx.TimeoutException as exc:
+            if time.monotonic() < deadline:
+                continue
+            raise ServerUnavailable(
+                f"the qtts engine at {place.socket} does not answer",
+                hint="'qtts engine stop' (or kill the pid in engine.json), or run with --no-engine",
+            ) from exc
+        return response.json() if response.status_code == 200 else None
+    return None
 
 
 def find(settings: Settings) -> Running | None:
@@ -207,7 +211,10 @@ def _spawn(settings: Settings, place: Place) -> subprocess.Popen:
 def _wait_until_answering(place: Place, process: subprocess.Popen) -> dict[str, Any]:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        status = probe(place)
+        try:
+            status = probe(place, patience_s=0)
+        except ServerUnavailable:  # accepted, but still busy starting
+            status = None
         if status is not None:
             return status
         if process.poll() is not None:
