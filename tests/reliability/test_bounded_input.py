@@ -150,3 +150,24 @@ def test_http_numbers_past_their_range_are_400_and_store_nothing(service_url):
                         '"voice": "alice", "speed": NaN}', headers={"Content-Type": "application/json"})
     assert speech.status_code == 400
     assert httpx.get(f"{service_url}/v1/jobs").json()["total"] == before  # nothing was created
+
+
+def test_no_5xx_after_a_job_was_stored_even_if_describing_it_fails(service_url, monkeypatch):
+    """A failure injected into the response's serialization, after the job is stored: the
+    answer is still the job (202 with its id), never a 5xx that a client would retry."""
+    from qtts.jobs.job import Job
+
+    real = Job.to_public
+    monkeypatch.setattr(Job, "to_public", lambda self: (_ for _ in ()).throw(RuntimeError("injected")))
+    answer = httpx.post(f"{service_url}/v1/jobs", json={"input": "Hi there.", "voice": "alice", "max_frames": 4})
+    monkeypatch.setattr(Job, "to_public", real)
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["id"]
+    assert answer.headers["Location"] == f"/v1/jobs/{job_id}"
+    assert httpx.get(f"{service_url}/v1/jobs/{job_id}").json()["id"] == job_id  # it exists, as answered
+    # Bad input is refused before anything is stored, whatever the serializer does.
+    before = httpx.get(f"{service_url}/v1/jobs").json()["total"]
+    monkeypatch.setattr(Job, "to_public", lambda self: (_ for _ in ()).throw(RuntimeError("injected")))
+    refused = httpx.post(f"{service_url}/v1/jobs", json={"input": "", "voice": "alice"})
+    monkeypatch.setattr(Job, "to_public", real)
+    assert refused.status_code == 400 and httpx.get(f"{service_url}/v1/jobs").json()["total"] == before

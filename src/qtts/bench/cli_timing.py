@@ -91,6 +91,9 @@ def run_cli_bench(model_dir: Path, home: Path, threads: int, frames: int, runs: 
     cold_first, _ = shell.first_byte(*speak, "--stream", "--format", "pcm", "--out", "-")
     report["cold_stream_first_byte_s"] = round(cold_first, 3)
     shell.run("engine", "stop")
+    from qtts.bench.machine import read_bandwidth_gbs
+
+    report["read_gbs"] = round(read_bandwidth_gbs(threads), 1)  # which machine, as it ran
     return report
 
 
@@ -111,8 +114,9 @@ def _median_call(calls: list[dict[str, Any]]) -> dict[str, Any]:
 def format_cli(report: dict[str, Any]) -> str:
     machine = report["machine"]
     engine = report["engine"]
-    lines = [f"qtts speak as a user runs it: {machine.get('cpu')} ({', '.join(machine.get('isa', []))}), "
-             f"{report['threads']} threads, {report['frames']} frames of {Path(report['model']).name}",
+    lines = [f"qtts speak as a user runs it: {machine.get('cpu')} ({', '.join(machine.get('isa', []))}; read "
+             f"{report.get('read_gbs', 0):.1f} GB/s), {report['threads']} threads, {report['frames']} frames of "
+             f"{Path(report['model']).name}",
              "", "| call | wall s | synthesis s | overhead s | voice | prefill | frames | decode | encode |",
              "|---|---|---|---|---|---|---|---|---|"]
     for label, key in (("cold, --no-engine", "cold_no_engine"), ("cold, engine starts", "cold_engine"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
@@ -132,6 +133,19 @@ def create_app(settings: Settings, engine: "Engine | Engines | None" = None,
         return resources.files("qtts.server").joinpath("static/index.html").read_text(encoding="utf-8")
 
     return app
+
+
+def after_state_change(describe: Callable[[], dict[str, Any]], minimal: dict[str, Any], status_code: int,
+                       headers: dict[str, str] | None = None) -> JSONResponse:
+    """The answer to a request that has changed something (a job stored, a voice written): its
+    full description, or, if building that fails, ``minimal`` (the id and the status) with the
+    same success status.  Never a 5xx once the state changed: a client retrying on 5xx would
+    make a duplicate."""
+    try:
+        return JSONResponse(describe(), status_code=status_code, headers=headers)
+    except Exception:  # logged; the client still learns what exists
+        log.exception("describing a finished change failed; answering with its id")
+        return JSONResponse(minimal, status_code=status_code, headers=headers)
 
 
 def error_body(message: str, status: int, code: str, hint: str = "") -> dict[str, Any]:

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from qtts import audio as audio_mod
 from qtts.errors import BadInput, JobNotDone, NotFound
 from qtts.jobs.job import FAILED, STATUSES, SUCCEEDED
-from qtts.server.app import state_of
+from qtts.server.app import after_state_change, state_of
 from qtts.server.schemas import JobBody, job_request
 from qtts.synthesis import validate_request
 
@@ -23,8 +23,9 @@ async def submit(body: JobBody, request: Request) -> JSONResponse:
     state = state_of(request)
     model = state.engines.resolved(state.engines.pick(body.model))
     speak = validate_request(state.settings, state.library, job_request(body, state.settings, model), model)
-    job = await run_in_threadpool(state.queue.submit, speak)
-    return JSONResponse(job.to_public(), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+    job = await run_in_threadpool(state.queue.submit, speak)  # the state changes here, after every check
+    return after_state_change(job.to_public, {"id": job.id, "object": "job", "status": job.status}, 202,
+                              {"Location": f"/v1/jobs/{job.id}"})
 
 
 @router.get("")
@@ -71,6 +72,6 @@ def _artifact_bytes(path: Path, stored: str, wanted: str) -> bytes:
 
 
 @router.delete("/{job_id}")
-async def cancel(job_id: str, request: Request) -> dict:
+async def cancel(job_id: str, request: Request) -> JSONResponse:
     job = await run_in_threadpool(state_of(request).queue.store.request_cancel, job_id)
-    return job.to_public()
+    return after_state_change(job.to_public, {"id": job.id, "object": "job", "status": job.status}, 200)

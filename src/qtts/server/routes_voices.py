@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from qtts.errors import BadInput, TooLarge, WrongModelKind
 from qtts.hub import BASE, SPEAKER_LANGUAGES
-from qtts.server.app import state_of
+from qtts.server.app import after_state_change, state_of
 from qtts.synthesis import load_reference
 from qtts.voices import validate_voice_id
 
@@ -55,7 +55,8 @@ async def create_voice(request: Request, file: UploadFile, voice_id: str = Form(
                              hint="start 'qtts serve' with --model-id 1.7b (or 0.6b) among its models")
     engine = await run_in_threadpool(state.engines.get, base)
     voice = await run_in_threadpool(state.library.create, voice_id, reference, ref_text, x_vector_only, engine, force)
-    return JSONResponse({"id": voice.voice_id, "object": "voice", **voice.to_dict()}, status_code=201)
+    return after_state_change(lambda: {"id": voice.voice_id, "object": "voice", **voice.to_dict()},
+                              {"id": voice.voice_id, "object": "voice"}, 201)
 
 
 @router.delete("/{voice_id}")
