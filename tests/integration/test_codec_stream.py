@@ -105,7 +105,7 @@ def test_the_warm_up_covers_the_receptive_field(tokenizers):
     ref, new = codes(30, 6), codes(6, 7)
     expected = upstream_new_frames(upstream, ref, new)
 
-    from qtts.engine.upstream import decoder_cache
+    from qtts.engine.codec_stream import decoder_cache
 
     def decoded(keep: list[int]) -> np.ndarray:
         state = codec_stream.DecoderState(decoder_cache(decoder))

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from qtts.bench.measure import REF_TEXT, TEXT, bench_voice, reference_audio
+from qtts.bench.voices import REF_TEXT, TEXT, bench_voice, reference_audio
 
 
 def fidelity(model_dir: str, frames: int, threads: int, precisions: list[str], seed: int = 0) -> dict[str, Any]:

@@ -19,31 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-TEXT = ("The quick brown fox jumps over the lazy dog, and then it runs back home across the field "
-        "while the sun goes down behind the hills.")
-REF_TEXT = "This is a short reference recording for the benchmark."
-OTHER_TEXT = "Another sentence in the same voice, spoken just before."  # first audio with a known voice
-# The voice of each model kind: Base clones the 4 s reference; CustomVoice speaks as a preset
-# speaker, with a style where the model takes one; VoiceDesign speaks a described voice.
-SPEAKER = "ryan"
-STYLE = "Speak calmly and clearly."
-DESCRIPTION = "A calm, clear adult voice at a moderate pace."
-
-
-def bench_voice(model: Any, clone: Any) -> Any:
-    """The engine voice for a model's kind (``model``: a ``ResolvedModel``); ``clone()``
-    makes the Base model's cloned prompt."""
-    from qtts.engine.prompts import DesignedVoice, SpeakerVoice
-    from qtts.hub import BASE, CUSTOM_VOICE
-
-    if model.tts_model_type == BASE:
-        return clone()
-    if model.tts_model_type == CUSTOM_VOICE:
-        return SpeakerVoice(SPEAKER, STYLE if model.takes_instructions else None)
-    return DesignedVoice(DESCRIPTION)
-
+from qtts.bench.voices import DESCRIPTION, OTHER_TEXT, REF_TEXT, SPEAKER, STYLE, TEXT, bench_voice, reference_audio
 
 @dataclass
 class Timers:
@@ -101,12 +77,6 @@ def _timed(function: Any, timers: Timers, name: str) -> Any:
 
 def _add(timers: Timers, name: str, key: str) -> None:
     setattr(timers, name, getattr(timers, name) + time.perf_counter() - timers._started[key])
-
-
-def reference_audio() -> tuple[np.ndarray, int]:
-    from qtts.doctor import smoke_reference
-
-    return smoke_reference(4.0).samples, 24000
 
 
 def measure(path: str, model_dir: str, frames: int, threads: int, precision: str, batch: int, seed: int,

@@ -239,11 +239,17 @@ _primed_lock = threading.Lock()
 _primed_states: weakref.WeakKeyDictionary[Any, OrderedDict[str, DecoderState]] = weakref.WeakKeyDictionary()
 
 
+def decoder_cache(decoder: Any) -> Any:
+    """An empty KV cache for the decoder's transformer (transformers' public ``DynamicCache``,
+    a sliding window as the decoder's config says)."""
+    from transformers.cache_utils import DynamicCache
+
+    return DynamicCache(config=decoder.pre_transformer.config)
+
+
 def _primed(decoder: Any, ref_code: Any | None) -> DecoderState:
     """A fresh state after ``ref_code`` (kept per reference; a copy is returned)."""
     import torch
-
-    from qtts.engine.upstream import decoder_cache
 
     if ref_code is None or len(ref_code) == 0:
         return DecoderState(decoder_cache(decoder))

@@ -430,13 +430,6 @@ def speed_up_decoder(speech_tokenizer: Any) -> dict[str, int]:
     return counts
 
 
-def decoder_cache(decoder: Any) -> Any:
-    """An empty KV cache for the decoder's transformer (a sliding window, as its config says)."""
-    from transformers.cache_utils import DynamicCache
-
-    return DynamicCache(config=decoder.pre_transformer.config)
-
-
 def _layout_changed(what: str) -> DependencyProblem:
     return DependencyProblem(f"qtts's streaming decoder cannot carry state: {what} in qwen_tts "
                              f"{installed_versions()['qwen_tts']}",

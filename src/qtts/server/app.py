@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +24,7 @@ from qtts.errors import QttsError
 from qtts.jobs.queue import JobQueue
 from qtts.jobs.worker import Worker
 from qtts.server.gate import BodyTooLarge, Gate
+from qtts.server.state import AppState, state_of
 from qtts.settings import Settings
 from qtts.voices import VoiceLibrary
 
@@ -38,20 +37,6 @@ log = logging.getLogger(__name__)
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
                 409: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error",
                 503: "service_unavailable"}
-
-
-@dataclass
-class AppState:
-    settings: Settings
-    engines: Engines
-    library: VoiceLibrary
-    queue: JobQueue | None  # None in the resident engine, which runs no jobs
-    stop: threading.Event = field(default_factory=threading.Event)
-    worker_thread: threading.Thread | None = None
-
-
-def state_of(request: Request) -> AppState:
-    return request.app.state.qtts
 
 
 def create_app(settings: Settings, engine: "Engine | Engines | None" = None,
@@ -133,19 +118,6 @@ def create_app(settings: Settings, engine: "Engine | Engines | None" = None,
         return resources.files("qtts.server").joinpath("static/index.html").read_text(encoding="utf-8")
 
     return app
-
-
-def after_state_change(describe: Callable[[], dict[str, Any]], minimal: dict[str, Any], status_code: int,
-                       headers: dict[str, str] | None = None) -> JSONResponse:
-    """The answer to a request that has changed something (a job stored, a voice written): its
-    full description, or, if building that fails, ``minimal`` (the id and the status) with the
-    same success status.  Never a 5xx once the state changed: a client retrying on 5xx would
-    make a duplicate."""
-    try:
-        return JSONResponse(describe(), status_code=status_code, headers=headers)
-    except Exception:  # logged; the client still learns what exists
-        log.exception("describing a finished change failed; answering with its id")
-        return JSONResponse(minimal, status_code=status_code, headers=headers)
 
 
 def error_body(message: str, status: int, code: str, hint: str = "") -> dict[str, Any]:

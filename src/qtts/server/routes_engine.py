@@ -24,8 +24,14 @@ from starlette.concurrency import iterate_in_threadpool
 from qtts.errors import QttsError
 from qtts.resident import wire
 from qtts.resident.state import EngineState
-from qtts.server.app import AppState, state_of
-from qtts.synthesis import check_clone, prepare, request_from_dict, stream_request, synthesize_request
+from qtts.server.state import AppState, state_of
+from qtts.synthesis import (
+    check_clone,
+    prepare,
+    request_from_dict,
+    stream_request,
+    synthesize_request,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from qtts import audio as audio_mod
 from qtts.errors import BadInput, JobNotDone, NotFound
 from qtts.jobs.job import FAILED, STATUSES, SUCCEEDED
-from qtts.server.app import after_state_change, state_of
 from qtts.server.schemas import JobBody, job_request
+from qtts.server.state import after_state_change, state_of
 from qtts.synthesis import validate_request
 
 router = APIRouter(prefix="/v1/jobs")

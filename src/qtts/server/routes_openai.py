@@ -15,8 +15,8 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from qtts import audio as audio_mod
 from qtts.engine.holder import GENERIC_MODEL_NAMES
 from qtts.hub import SPEAKER_LANGUAGES
-from qtts.server.app import state_of
 from qtts.server.schemas import SpeechBody, speech_request
+from qtts.server.state import state_of
 from qtts.synthesis import validate_request, voice_for
 
 log = logging.getLogger(__name__)

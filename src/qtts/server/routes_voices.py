@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from qtts.errors import BadInput, TooLarge, WrongModelKind
 from qtts.hub import BASE, SPEAKER_LANGUAGES
-from qtts.server.app import after_state_change, state_of
+from qtts.server.state import after_state_change, state_of
 from qtts.synthesis import load_reference
 from qtts.voices import validate_voice_id
 
