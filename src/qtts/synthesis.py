@@ -355,23 +355,37 @@ def stream_request(engine: "Engine", library: VoiceLibrary, request: SpeakReques
 
 
 def request_to_dict(request: SpeakRequest) -> dict[str, Any]:
-    """A request as JSON for the resident engine (a reference clip goes by its absolute path:
-    the engine runs as the same user on the same machine)."""
-    body = asdict(request)
-    ref = request.voice.ref_audio
-    if isinstance(ref, bytes):
-        raise BadInput("a reference clip in memory cannot be sent to the engine", hint="pass it as a file")
-    body["voice"]["ref_audio"] = str(Path(ref).absolute()) if ref is not None else None
-    return body
+    """JSON-safe form of a request (a job's record, the resident engine's call): a reference
+    clip in memory travels as base64, one on disk by its absolute path."""
+    import base64
+
+    values = asdict(request)
+    voice = request.voice
+    values["voice"] = {"voice_id": voice.voice_id, "ref_text": voice.ref_text, "x_vector_only": voice.x_vector_only,
+                       "speaker": voice.speaker}
+    if isinstance(voice.ref_audio, (bytes, bytearray)):
+        values["voice"]["ref_audio_b64"] = base64.b64encode(voice.ref_audio).decode("ascii")
+    elif voice.ref_audio is not None:
+        values["voice"]["ref_audio_path"] = str(Path(voice.ref_audio).absolute())
+    return values
 
 
-def request_from_dict(body: dict[str, Any]) -> SpeakRequest:
-    """The inverse of ``request_to_dict``; unknown or mistyped fields are bad input."""
+def request_from_dict(values: dict[str, Any]) -> SpeakRequest:
+    """The inverse of ``request_to_dict``; a body of the wrong shape is bad input."""
+    import base64
+    from dataclasses import fields
+
     try:
-        voice = dict(body["voice"])
-        if voice.get("ref_audio") is not None:
-            voice["ref_audio"] = Path(voice["ref_audio"])
-        return SpeakRequest(**{**body, "voice": VoiceSource(**voice)})
-    except (KeyError, TypeError) as exc:
-        raise BadInput(f"malformed request for the engine: {exc}", hint="the CLI and the engine differ in version; "
-                       "run 'qtts engine stop'") from exc
+        voice_values = dict(values.get("voice") or {})
+        ref_audio: Path | bytes | None = None
+        if voice_values.get("ref_audio_b64"):
+            ref_audio = base64.b64decode(voice_values["ref_audio_b64"])
+        elif voice_values.get("ref_audio_path"):
+            ref_audio = Path(voice_values["ref_audio_path"])
+        voice = VoiceSource(voice_id=voice_values.get("voice_id"), ref_audio=ref_audio,
+                            ref_text=voice_values.get("ref_text"), x_vector_only=bool(voice_values.get("x_vector_only")),
+                            speaker=voice_values.get("speaker"))
+        known = {f.name for f in fields(SpeakRequest)} - {"voice"}
+        return SpeakRequest(voice=voice, **{k: v for k, v in values.items() if k in known})
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise BadInput(f"malformed request: {exc}", hint="the client and the server differ in version?") from exc

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
-
-from qtts.synthesis import SpeakRequest, VoiceSource
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
@@ -69,33 +65,6 @@ class Job:
         if self.status == SUCCEEDED:
             out["result"] = {"format": self.output_format, "audio_url": f"/v1/jobs/{self.id}/audio", **self.summary}
         return out
-
-
-def request_to_dict(request: SpeakRequest) -> dict[str, Any]:
-    """JSON-safe form of a request; an uploaded reference clip travels as base64."""
-    values = asdict(request)
-    voice = request.voice
-    values["voice"] = {"voice_id": voice.voice_id, "ref_text": voice.ref_text, "x_vector_only": voice.x_vector_only,
-                       "speaker": voice.speaker}
-    if isinstance(voice.ref_audio, (bytes, bytearray)):
-        values["voice"]["ref_audio_b64"] = base64.b64encode(voice.ref_audio).decode("ascii")
-    elif voice.ref_audio is not None:
-        values["voice"]["ref_audio_path"] = str(voice.ref_audio)
-    return values
-
-
-def request_from_dict(values: dict[str, Any]) -> SpeakRequest:
-    voice_values = dict(values.get("voice") or {})
-    ref_audio: Path | bytes | None = None
-    if voice_values.get("ref_audio_b64"):
-        ref_audio = base64.b64decode(voice_values["ref_audio_b64"])
-    elif voice_values.get("ref_audio_path"):
-        ref_audio = Path(voice_values["ref_audio_path"])
-    voice = VoiceSource(voice_id=voice_values.get("voice_id"), ref_audio=ref_audio,
-                        ref_text=voice_values.get("ref_text"), x_vector_only=bool(voice_values.get("x_vector_only")),
-                        speaker=voice_values.get("speaker"))
-    known = {f.name for f in fields(SpeakRequest)} - {"voice"}
-    return SpeakRequest(voice=voice, **{k: v for k, v in values.items() if k in known})
 
 
 def dumps(value: Any) -> str:

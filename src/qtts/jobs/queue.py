@@ -27,10 +27,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qtts.jobs.job import QUEUED, Job, new_job_id, request_to_dict
+from qtts.jobs.job import QUEUED, Job, new_job_id
 from qtts.jobs.store import JobStore, SqlJobStore
 from qtts.settings import Settings
-from qtts.synthesis import SpeakRequest
+from qtts.synthesis import SpeakRequest, request_to_dict
 
 log = logging.getLogger(__name__)
 

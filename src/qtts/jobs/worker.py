@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from qtts.errors import Cancelled, QttsError
 from qtts.files import write_atomic
-from qtts.jobs.job import CANCELLED, FAILED, SUCCEEDED, request_from_dict
+from qtts.jobs.job import CANCELLED, FAILED, SUCCEEDED
 from qtts.jobs.queue import JobQueue
-from qtts.synthesis import synthesize_request, validate_request
+from qtts.synthesis import request_from_dict, synthesize_request, validate_request
 from qtts.text import split_text
 from qtts.voices import VoiceLibrary
 

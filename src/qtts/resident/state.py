@@ -63,9 +63,7 @@ class EngineState:
     def startup_s(self, load_seconds: float) -> float:
         """What a process of its own would spend before a model's first frame: starting
         Python and qtts, importing torch and qwen_tts, then loading (``load_seconds``)."""
-        from qtts.engine.upstream import import_seconds
-
-        return round(self.boot_s + import_seconds() + load_seconds, 3)
+        return round(self.boot_s + _import_seconds() + load_seconds, 3)
 
     def status(self, engines: "Engines") -> dict[str, Any]:
         import psutil
