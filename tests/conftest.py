@@ -89,7 +89,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN0
     terminalreporter.section("reliability tally")
     for kind, label in (("bad_input", "bad-input classes handled"), ("fault", "fault scenarios survived")):
         passed, failed = len(TALLY.passed[kind]), len(TALLY.failed[kind])
-        write(f"{label}: {passed}/{passed + failed}" + (f" (failed: {', '.join(TALLY.failed[kind])})" if failed else ""))
+        failures = f" (failed: {', '.join(TALLY.failed[kind])})" if failed else ""
+        write(f"{label}: {passed}/{passed + failed}{failures}")
     write(f"jobs lost: {TALLY.jobs_lost} of {TALLY.jobs_checked} checked")
     if TALLY.health_worst_s is not None:
         write(f"worst /health latency under load: {TALLY.health_worst_s * 1000:.0f} ms")

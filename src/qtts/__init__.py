@@ -22,8 +22,15 @@ __all__ = [
 ]
 
 from qtts.errors import (  # noqa: E402
-    BadInput, Cancelled, DependencyProblem, MemoryShortage, ModelUnavailable, NotFound, QttsError,
-    SynthesisTimeout, TooLarge,
+    BadInput,
+    Cancelled,
+    DependencyProblem,
+    MemoryShortage,
+    ModelUnavailable,
+    NotFound,
+    QttsError,
+    SynthesisTimeout,
+    TooLarge,
 )
 from qtts.settings import Settings  # noqa: E402
 from qtts.voices import VoiceLibrary  # noqa: E402

@@ -89,7 +89,8 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, dict | str]]:
 def _csv_rows(text: str) -> Iterator[tuple[int, dict | str]]:
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "text" not in reader.fieldnames:
-        raise BadInput("the CSV file needs a header row with a 'text' column", hint="columns: id,text,voice,language,format")
+        raise BadInput("the CSV file needs a header row with a 'text' column",
+                       hint="columns: id,text,voice,language,format")
     for row in reader:
         yield reader.line_num, {k: v for k, v in row.items() if k is not None}
 

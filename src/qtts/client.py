@@ -22,7 +22,8 @@ class Client:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ServerUnavailable(f"no qtts server answers at {self.base_url} ({type(exc).__name__})",
-                                    hint="start one with 'qtts serve', or point --server / QTTS_SERVER_URL at it") from exc
+                                    hint="start one with 'qtts serve', "
+                                         "or point --server / QTTS_SERVER_URL at it") from exc
         if response.status_code >= 400:
             try:
                 error = response.json().get("error", {})

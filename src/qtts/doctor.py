@@ -91,15 +91,9 @@ def _torchaudio() -> Check:
 
 
 def cpu_features() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
+    from qtts.cpu import cpu_info
+
+    flags = cpu_info()[1]
     return [flag for flag in CPU_FLAGS if flag in flags]
 
 
@@ -114,8 +108,7 @@ def _cpu() -> Check:
 def precision_meaning(settings: Settings) -> str:
     """What the configured precision runs as on this CPU (also printed by ``qtts bench``)."""
     from qtts.engine import kernels
-    from qtts.engine.quant import fast_bf16_gemm
-
+    from qtts.engine.weights.quant import fast_bf16_gemm
     from qtts.precision import precision as precision_of
 
     native_bf16 = fast_bf16_gemm()
@@ -131,12 +124,13 @@ def precision_meaning(settings: Settings) -> str:
             parts.append("bf16 activations (native here)" if native_bf16 else "fp32 activations (no native bf16 here)")
     elif settings.precision == "bf16" and not native_bf16:
         parts.append("emulated here: slow")
-    load = "low-memory (memory-mapped, linear by linear)" if settings.low_cpu_mem_usage else "regular (--no-low-cpu-mem)"
+    load = ("low-memory (memory-mapped, linear by linear)" if settings.low_cpu_mem_usage
+            else "regular (--no-low-cpu-mem)")
     return f"{settings.precision}: {', '.join(parts)}; decoder {settings.decoder_precision}; load {load}"
 
 
 def _precision(settings: Settings) -> Check:
-    from qtts.engine.quant import fast_bf16_gemm
+    from qtts.engine.weights.quant import fast_bf16_gemm
 
     detail = precision_meaning(settings)
     if settings.precision == "bf16" and not fast_bf16_gemm():
@@ -145,13 +139,15 @@ def _precision(settings: Settings) -> Check:
 
 
 def _upstream() -> Check:
-    from qtts.engine.upstream import ALLOW_UNTESTED_ENV, PATCHED_AGAINST, installed_versions
+    from qtts.engine.upstream import imports
 
-    versions = installed_versions()
+    versions = imports.installed_versions()
+    ALLOW_UNTESTED_ENV, PATCHED_AGAINST = imports.ALLOW_UNTESTED_ENV, imports.PATCHED_AGAINST
     wrong = [name for name in PATCHED_AGAINST if versions[name] != PINNED[name]]
     detail = ", ".join(f"{name} {versions[name]}" for name in PATCHED_AGAINST)
     if wrong:
-        return Check("upstream", "fail", f"{detail}; qtts patches the internals of {', '.join(f'{n}=={PINNED[n]}' for n in wrong)}",
+        return Check("upstream", "fail",
+                     f"{detail}; qtts patches the internals of {', '.join(f'{n}=={PINNED[n]}' for n in wrong)}",
                      f"reinstall with the README's install command (or set {ALLOW_UNTESTED_ENV}=1 to try anyway)")
     return Check("upstream", "ok", f"{detail}: the versions qtts's patches were tested with")
 

@@ -34,7 +34,8 @@ PRECISIONS: dict[str, Precision] = {p.name: p for p in (
               "least faithful"),
     Precision("int8", True, "bfloat16", 2, 0.5, 2.0, "int8 weights on qtts's kernel: the faithful default"),
     Precision("bf16", False, "bfloat16", 2, 1.25, 0.6, "bf16 weights and activations"),
-    Precision("fp32", False, "float32", 4, 1.5, 0.6, "fp32 everywhere: upstream's numbers exactly, slowest and largest"),
+    Precision("fp32", False, "float32", 4, 1.5, 0.6,
+              "fp32 everywhere: upstream's numbers exactly, slowest and largest"),
 )}
 NAMES = tuple(PRECISIONS)
 

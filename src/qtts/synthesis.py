@@ -85,7 +85,8 @@ def build_request(settings: Settings, text: str, voice: VoiceSource, **given: An
     line; None means not given) over the settings (environment, config file, defaults)."""
     from_settings = {"language": settings.language, "split_max_chars": settings.split_max_chars,
                      "timeout_s": settings.timeout_s, "batch_size": settings.batch_size}
-    return SpeakRequest(text=text, voice=voice, **{**from_settings, **{k: v for k, v in given.items() if v is not None}})
+    return SpeakRequest(text=text, voice=voice, **{**from_settings, **{k: v for k,
+                                                                       v in given.items() if v is not None}})
 
 
 def voice_source(voice: str | None, model: ResolvedModel) -> VoiceSource:
@@ -383,8 +384,8 @@ def request_from_dict(values: dict[str, Any]) -> SpeakRequest:
         elif voice_values.get("ref_audio_path"):
             ref_audio = Path(voice_values["ref_audio_path"])
         voice = VoiceSource(voice_id=voice_values.get("voice_id"), ref_audio=ref_audio,
-                            ref_text=voice_values.get("ref_text"), x_vector_only=bool(voice_values.get("x_vector_only")),
-                            speaker=voice_values.get("speaker"))
+                            ref_text=voice_values.get("ref_text"),
+                            x_vector_only=bool(voice_values.get("x_vector_only")), speaker=voice_values.get("speaker"))
         known = {f.name for f in fields(SpeakRequest)} - {"voice"}
         return SpeakRequest(voice=voice, **{k: v for k, v in values.items() if k in known})
     except (AttributeError, TypeError, ValueError) as exc:

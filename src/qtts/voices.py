@@ -40,7 +40,8 @@ VOICE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 def validate_voice_id(voice_id: str) -> str:
     if not isinstance(voice_id, str) or not VOICE_ID_PATTERN.fullmatch(voice_id):
         raise BadInput(f"invalid voice id {voice_id!r}",
-                       hint="use 1-64 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit")
+                       hint="use 1-64 characters: lowercase letters, digits, '-' and '_', "
+                            "starting with a letter or digit")
     return voice_id
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 
-
 INSTALL_HINTS = {
     "redis-server": "Debian: ./install.sh installs it (apt-get install redis-server); macOS: brew install redis",
     "postgresql": "Debian: ./install.sh installs it (apt-get install postgresql); macOS: brew install postgresql",

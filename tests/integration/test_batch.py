@@ -22,7 +22,8 @@ def _manifest(out_dir):
 
 
 def test_mixed_input_produces_files_and_a_manifest(tiny_env, reference_clip, tmp_path):
-    assert run("clone", "create", "--voice-id", "narrator", "--ref-audio", str(reference_clip), "--x-vector-only").exit_code == 0
+    assert run("clone", "create", "--voice-id", "narrator", "--ref-audio", str(reference_clip),
+               "--x-vector-only").exit_code == 0
     source = tmp_path / "items.jsonl"
     source.write_text(MIXED, encoding="utf-8")
     out_dir = tmp_path / "out"

@@ -7,9 +7,9 @@ import threading
 import pytest
 import torch
 
-from qtts.engine import generation
-from qtts.engine.batcher import FrameLoop, StreamRequest
-from qtts.engine.guard import GenerationGuard
+from qtts.engine.generation.batcher import FrameLoop, StreamRequest
+from qtts.engine.generation.guard import GenerationGuard
+from qtts.engine.upstream import calls as generation
 from qtts.settings import Settings
 
 TEXTS = ["Hello world.", "A second, longer sentence to speak now.", "Third."]

@@ -34,7 +34,8 @@ def test_bench_runs_every_path_and_writes_json(tiny_model, tmp_path):
     # What synthesis runs (step by step, the native steps for int8) is as faithful as one
     # teacher-forced forward through the same int8 modules.
     for part in ("talker", "code_predictor"):
-        forward, loops = paths["int8"][f"{part}_logit_cosine_mean"], paths["int8 generation loops"][f"{part}_logit_cosine_mean"]
+        forward = paths["int8"][f"{part}_logit_cosine_mean"]
+        loops = paths["int8 generation loops"][f"{part}_logit_cosine_mean"]
         assert loops > 0.9 and abs(forward - loops) < 0.01, (part, forward, loops)
     assert "upstream / qtts" in result.stdout and "fidelity" in result.stdout
 
@@ -46,7 +47,8 @@ def test_bench_measures_the_other_model_kinds(preset, tiny_custom_model, tiny_de
     from qtts.bench.measure import measure
 
     path = tiny_custom_model if preset.endswith("custom") else tiny_design_model
-    rows = [measure(row, str(path), frames=6, threads=2, precision="int8", batch=1, seed=0) for row in ("upstream", "qtts")]
+    rows = [measure(row, str(path), frames=6, threads=2, precision="int8", batch=1, seed=0) for row in ("upstream",
+                                                                                                        "qtts")]
     assert [(r["path"], r["precision"]) for r in rows] == [("upstream", "fp32"), ("qtts", "int8")]
     for row in rows:
         assert row["rtf"] > 0 and row["frames"] > 0 and row["talker_ms_per_step"] > 0

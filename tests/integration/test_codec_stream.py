@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from qtts.engine import codec_stream
+from qtts.engine.codec import stream as codec_stream
 from qtts.settings import Settings
 
 FRAME = 1920
@@ -86,7 +86,8 @@ def test_a_voices_state_is_primed_once_and_copied(tokenizers, monkeypatch):
     primed = []
     original = codec_stream._transformer_part
     monkeypatch.setattr(codec_stream, "_transformer_part",
-                        lambda decoder, frames, state: primed.append(frames.shape[-1]) or original(decoder, frames, state))
+                        lambda decoder, frames, state: primed.append(frames.shape[-1]) or original(decoder, frames,
+                                                                                                   state))
     codec_stream._primed_states.clear()
     first = codec_stream.StreamDecoder(patched, ref)
     one = first.decode(new)
@@ -105,7 +106,7 @@ def test_the_warm_up_covers_the_receptive_field(tokenizers):
     ref, new = codes(30, 6), codes(6, 7)
     expected = upstream_new_frames(upstream, ref, new)
 
-    from qtts.engine.codec_stream import decoder_cache
+    from qtts.engine.codec.stream import decoder_cache
 
     def decoded(keep: list[int]) -> np.ndarray:
         state = codec_stream.DecoderState(decoder_cache(decoder))
@@ -144,7 +145,8 @@ def test_prepacked_convolutions_give_the_plain_ones_bits(tiny_model, tokenizers,
     channels; at the real sizes the bits were equal), and upstream's."""
     from qwen_tts import Qwen3TTSTokenizer
 
-    from qtts.engine import codec_decoder, upstream as door
+    from qtts.engine import upstream as door
+    from qtts.engine.codec import decoder as codec_decoder
 
     upstream, _ = tokenizers
     monkeypatch.setattr(codec_decoder, "TIME_MAJOR_CHANNELS", 0)

@@ -22,7 +22,7 @@ def test_run_smoke_exits_zero_and_reports_timings(tiny_env):
 
 
 def test_an_untested_qwen_tts_is_refused_at_load_unless_allowed(tiny_env, reference_clip, tmp_path, monkeypatch):
-    from qtts.engine import upstream
+    from qtts.engine.upstream import imports as upstream
 
     real = upstream.installed_versions()
     monkeypatch.setattr(upstream, "installed_versions", lambda: {**real, "qwen_tts": "0.2.0"})

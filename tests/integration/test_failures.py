@@ -14,7 +14,8 @@ from tests.integration.helpers import run
 
 @pytest.fixture()
 def voice(tiny_env, reference_clip):
-    assert run("clone", "create", "--voice-id", "v", "--ref-audio", str(reference_clip), "--x-vector-only").exit_code == 0
+    assert run("clone", "create", "--voice-id", "v", "--ref-audio", str(reference_clip),
+               "--x-vector-only").exit_code == 0
     return "v"
 
 
@@ -103,7 +104,8 @@ def test_memory_precheck_falls_back_when_asked(voice, tiny_model, tmp_path, monk
 def test_broken_qwen_tts_install_is_a_dependency_error(voice, tmp_path):
     fake = tmp_path / "fake-site"
     (fake / "qwen_tts").mkdir(parents=True)
-    (fake / "qwen_tts" / "__init__.py").write_text("raise ImportError('simulated: cannot import name X from transformers')\n")
+    simulated = "raise ImportError('simulated: cannot import name X from transformers')\n"
+    (fake / "qwen_tts" / "__init__.py").write_text(simulated)
     env = {**os.environ, "PYTHONPATH": str(fake)}
     out = tmp_path / "dep.wav"
     result = subprocess.run(

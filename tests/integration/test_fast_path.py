@@ -29,12 +29,12 @@ def prompt(fp32_engine):
 def test_fp32_codes_are_identical_to_upstream_generate_voice_clone(tiny_model, fp32_engine, prompt):
     """Upstream's own loop (transformers generate for the code predictor) on a fresh model
     against qtts's fp32 path (lean loop): same greedy codes."""
-    from qtts.engine import generation
+    from qtts.engine.upstream import calls as generation
     from qtts.engine.upstream import import_qwen_tts
 
     upstream = import_qwen_tts().Qwen3TTSModel.from_pretrained(str(tiny_model), device_map="cpu",
                                                                 dtype=torch.float32, attn_implementation="sdpa")
-    from qtts.engine.talker import LeanTalker
+    from qtts.engine.generation.talker import LeanTalker
 
     greedy = {"do_sample": False, "subtalker_dosample": False, "max_new_tokens": 40}
     expected = generation.generate(upstream, ["Hello world."], "English", prompt, **greedy)[0]
@@ -48,7 +48,7 @@ def test_fp32_codes_are_identical_to_upstream_generate_voice_clone(tiny_model, f
 def test_sampled_codes_match_upstream_for_the_same_seed(tiny_model, fp32_engine, prompt):
     """Both loops draw from the random generator in the same order (talker token, then the
     code predictor's 15), with transformers' processors: the same seed, the same codes."""
-    from qtts.engine import generation
+    from qtts.engine.upstream import calls as generation
     from qtts.engine.upstream import import_qwen_tts
 
     upstream = import_qwen_tts().Qwen3TTSModel.from_pretrained(str(tiny_model), device_map="cpu",
@@ -67,7 +67,8 @@ def test_snake_activations_match_upstream(fp32_engine):
     builds, installed at load) against upstream's own forward: within 1e-5 (its own sin^2);
     the lean torch forward (the fallback) to the bit, on an input long enough to span several
     slices, channels-first and time-major."""
-    from qtts.engine import codec_decoder, kernels
+    from qtts.engine import kernels
+    from qtts.engine.codec import decoder as codec_decoder
 
     engine_tokenizer = fp32_engine._tts.model.speech_tokenizer
     snakes = [m for m in engine_tokenizer.model.modules() if type(m).__name__ == "SnakeBeta"]
@@ -145,7 +146,7 @@ def test_int8_kernel_setting_picks_the_matrix_vector_kernel(tiny_model, prompt):
     """QTTS_INT8_KERNEL=0 keeps torch's kernel; by default the tiny model's quantized linears
     take qtts's kernel wherever it builds, and both speak through real qwen_tts."""
     from qtts.engine import kernels
-    from qtts.engine.quant import Int8Linear
+    from qtts.engine.weights.quant import Int8Linear
 
     lengths = []
     for environ in ({}, {"QTTS_INT8_KERNEL": "0"}):
@@ -164,17 +165,19 @@ def test_int8_kernel_setting_picks_the_matrix_vector_kernel(tiny_model, prompt):
 def test_the_second_load_restores_the_quantized_weights_and_speaks_the_same(tiny_model, prompt, isolated_home):
     """The first int8 load quantizes and keeps the weights under <home>/weights; the second
     rebuilds every low-bit linear from that file and gives the same codes."""
-    from qtts.engine import weight_cache
+    from qtts.engine.weights import cache as weight_cache
     from tests.integration.helpers import run
 
-    settings = Settings.resolve({"model_id": str(tiny_model), "precision": "int8"}, environ={"QTTS_HOME": str(isolated_home)})
+    settings = Settings.resolve({"model_id": str(tiny_model), "precision": "int8"},
+                                environ={"QTTS_HOME": str(isolated_home)})
     first = Engine.load(settings)
     assert first.patches.patches["restored from the weight cache"] == 0
     (entry,) = weight_cache.entries(settings.home)
     assert entry["metadata"]["precision"] == "int8" and entry["size_bytes"] > 0
     second = Engine.load(settings)
-    quantized = second.patches.patches["talker linears quantized"] + second.patches.patches["code predictor linears quantized"]
-    assert second.patches.patches["restored from the weight cache"] == quantized + second.patches.patches["codec head quantized"] > 0
+    patches = second.patches.patches
+    quantized = patches["talker linears quantized"] + patches["code predictor linears quantized"]
+    assert patches["restored from the weight cache"] == quantized + patches["codec head quantized"] > 0
     options = SynthesisOptions(seed=3, max_frames=10, do_sample=False)
     codes = [engine.synthesize("Cached weights.", prompt, options).audio.samples for engine in (first, second)]
     assert np.array_equal(codes[0], codes[1])

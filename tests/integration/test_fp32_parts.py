@@ -8,7 +8,8 @@ import types
 import pytest
 import torch
 
-from qtts.engine import quant, upstream
+from qtts.engine import upstream
+from qtts.engine.weights import quant
 
 
 def _bf16_copy(module):
@@ -30,7 +31,8 @@ def test_installed_only_without_native_bf16(tiny_engine, monkeypatch, native_bf1
     monkeypatch.setattr(quant, "fast_bf16_gemm", lambda: native_bf16)
     model = _model(tiny_engine)
     counts = upstream.fp32_where_bf16_is_emulated(model)
-    assert counts == {"speaker encoder in fp32": 0 if native_bf16 else 1, "text projection in fp32": 0 if native_bf16 else 1}
+    assert counts == {"speaker encoder in fp32": 0 if native_bf16 else 1,
+                      "text projection in fp32": 0 if native_bf16 else 1}
     expected = torch.bfloat16 if native_bf16 else torch.float32
     assert next(model.speaker_encoder.parameters()).dtype == expected
     assert next(model.talker.text_projection.parameters()).dtype == expected

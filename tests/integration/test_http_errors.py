@@ -51,7 +51,8 @@ def test_malformed_json(service_url):
 
 
 def test_unknown_job(service_url):
-    for method, path in (("GET", "/v1/jobs/job_nope"), ("GET", "/v1/jobs/job_nope/audio"), ("DELETE", "/v1/jobs/job_nope")):
+    for method, path in (("GET", "/v1/jobs/job_nope"), ("GET", "/v1/jobs/job_nope/audio"), ("DELETE",
+                                                                                            "/v1/jobs/job_nope")):
         assert "does not exist" in _error(httpx.request(method, service_url + path), 404)["message"]
 
 

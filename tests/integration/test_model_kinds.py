@@ -128,9 +128,10 @@ def test_fp32_codes_are_identical_to_upstreams_methods(kind, tiny_custom_model, 
     ``generate_custom_voice`` / ``generate_voice_design`` under greedy decoding."""
     import torch
 
-    from qtts.engine import generation, upstream
+    from qtts.engine import upstream
     from qtts.engine.core import Engine
     from qtts.engine.prompts import DesignedVoice, SpeakerVoice
+    from qtts.engine.upstream import calls as generation
     from qtts.settings import Settings
 
     path = tiny_custom_model if kind == "custom" else tiny_design_model
@@ -189,7 +190,8 @@ def test_batch_lines_name_preset_speakers_on_a_custom_voice_model(tiny_custom_mo
     lines.write_text('{"id": "a", "text": "Hello there.", "voice": "ryan"}\n'
                      '{"id": "b", "text": "And again.", "voice": "sohee"}\n'
                      '{"id": "c", "text": "Nobody.", "voice": "alloy"}\n')
-    result = run("batch", "--input", str(lines), "--out-dir", str(tmp_path / "out"), "--model-id", str(tiny_custom_model),
+    result = run("batch", "--input", str(lines), "--out-dir", str(tmp_path / "out"), "--model-id",
+                 str(tiny_custom_model),
                  "--max-frames", "6", "--seed", "1")
     assert result.exit_code == 1  # one line names no speaker of this model
     assert (tmp_path / "out" / "a.wav").is_file() and (tmp_path / "out" / "b.wav").is_file()

@@ -9,9 +9,10 @@ import copy
 import pytest
 import torch
 
-from qtts.engine import kernels, native_stack
-from qtts.engine.layers import attend_cached, decoder_layer, fuse_projections
-from qtts.engine.quant import Quantizer
+from qtts.engine import kernels
+from qtts.engine.generation import native_stack
+from qtts.engine.generation.layers import attend_cached, decoder_layer, fuse_projections
+from qtts.engine.weights.quant import Quantizer
 
 pytestmark = pytest.mark.skipif(kernels.load() is None, reason="qtts's native kernel cannot be built here")
 
@@ -64,7 +65,8 @@ def real_heads_model(tiny_engine):
     torch.manual_seed(0)
     model = type(predictor.model)(config, 64).eval()
     for layer in model.layers:  # norms away from 1, so that a wrong weight shows
-        for norm in (layer.input_layernorm, layer.post_attention_layernorm, layer.self_attn.q_norm, layer.self_attn.k_norm):
+        for norm in (layer.input_layernorm, layer.post_attention_layernorm, layer.self_attn.q_norm,
+                     layer.self_attn.k_norm):
             norm.weight.data.uniform_(0.5, 1.5)
     kernel = kernels.load()
     Quantizer("int8", kernel=kernel).module(model)
@@ -73,7 +75,8 @@ def real_heads_model(tiny_engine):
                                                          layer.mlp.__dict__["_qtts_gate_up"], layer.mlp.down_proj))
                    for layer in model.layers]
     assert layer_bytes[0] < 800_000 < sum(layer_bytes)
-    native = native_stack.build(model, kernel, torch.float32, resident_bytes=800_000)  # layer 0 cached, layer 1 streamed
+    native = native_stack.build(model, kernel, torch.float32,
+                                resident_bytes=800_000)  # layer 0 cached, layer 1 streamed
     assert native is not None
     return model, native
 
@@ -87,7 +90,7 @@ def test_native_step_matches_the_python_layers(real_heads_model, span):
     hidden = torch.randn(batch, span, 256)
     positions = torch.tensor([[start - begin + s for s in range(span)] for start, begin in zip(starts, begins)])
     cos, sin = model.rotary_emb(hidden, positions)
-    from qtts.engine.layers import signed_sin
+    from qtts.engine.generation.layers import signed_sin
 
     sin = signed_sin(sin)
     shape = (layers, 2, capacity, 128)
@@ -127,7 +130,7 @@ def test_tiny_checkpoint_runs_both_loops_natively_and_close_to_python(tiny_engin
     logits stay within float rounding of the Python layers' (teacher-forced: the same tokens)."""
     from qtts import audio as audio_mod
     from qtts.doctor import smoke_reference
-    from qtts.engine import generation
+    from qtts.engine.upstream import calls as generation
 
     assert tiny_engine.patches.patches["native decoder steps"] == 2
     loop = tiny_engine.talker_loop

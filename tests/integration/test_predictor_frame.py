@@ -5,8 +5,9 @@ its sampling against transformers' order as code_predictor._sample applies it.""
 import pytest
 import torch
 
-from qtts.engine import kernels, quant
-from qtts.engine.code_predictor import Sampling, _sample, predict_frame
+from qtts.engine import kernels
+from qtts.engine.generation.code_predictor import Sampling, _sample, predict_frame
+from qtts.engine.weights import quant
 
 pytestmark = pytest.mark.skipif(kernels.load() is None, reason="qtts's native kernel cannot be built here")
 
@@ -74,9 +75,9 @@ def projected_predictor(tiny_engine):
     fast path makes them."""
     import copy
 
-    from qtts.engine import native_stack
-    from qtts.engine.layers import fuse_projections
-    from qtts.engine.quant import Quantizer
+    from qtts.engine.generation import native_stack
+    from qtts.engine.generation.layers import fuse_projections
+    from qtts.engine.weights.quant import Quantizer
 
     talker = tiny_engine._tts.model.talker
     config, talker_config = copy.deepcopy(talker.code_predictor.config), copy.deepcopy(talker.config)
@@ -156,7 +157,7 @@ def test_frame_sampling_follows_each_rows_generator(predictor):
 def test_synthesis_runs_every_frame_through_the_native_frame(tiny_engine, predictor):
     from qtts import audio as audio_mod
     from qtts.doctor import smoke_reference
-    from qtts.engine import generation
+    from qtts.engine.upstream import calls as generation
 
     frame = predictor.__dict__["_qtts_frame"]
     calls = []
@@ -174,7 +175,7 @@ def test_synthesis_runs_every_frame_through_the_native_frame(tiny_engine, predic
 
 
 def test_build_frame_refuses_what_it_cannot_run(tiny_engine, predictor):
-    from qtts.engine import native_stack
+    from qtts.engine.generation import native_stack
 
     kernel, stack = kernels.load(), predictor.__dict__["_qtts_native"]
     assert native_stack.build_frame(predictor, stack, kernel) is not None
@@ -188,7 +189,7 @@ def test_build_frame_refuses_what_it_cannot_run(tiny_engine, predictor):
 
 
 def test_build_frame_refuses_a_projection_off_the_kernel(projected_predictor):
-    from qtts.engine import native_stack
+    from qtts.engine.generation import native_stack
 
     kernel, stack = kernels.load(), projected_predictor.__dict__["_qtts_native"]
     original = projected_predictor.small_to_mtp_projection

@@ -4,8 +4,8 @@ values, and gets the prefill a full one gives (to float rounding); fp32 never re
 
 import torch
 
-from qtts.engine import generation
-from qtts.engine.talker import _KVCache
+from qtts.engine.generation.talker import _KVCache
+from qtts.engine.upstream import calls as generation
 
 GREEDY = {"do_sample": False, "subtalker_dosample": False}
 
@@ -27,7 +27,8 @@ def _prefill(loop, inputs):
     with torch.inference_mode():
         logits, _, _ = loop.prefill(inputs, torch.ones(inputs.shape[:2], dtype=torch.bool), cache)
     length = inputs.shape[1]
-    return logits, cache.keys[:, 0, :, :length].clone(), cache.values[:, 0, :, :length].clone(), loop.times.prefill_reused
+    return logits, cache.keys[:, 0, :, :length].clone(), cache.values[:, 0, :,
+                                                                      :length].clone(), loop.times.prefill_reused
 
 
 def test_a_second_text_in_the_same_voice_reuses_the_shared_prompt_rows(tiny_engine):
@@ -36,7 +37,8 @@ def test_a_second_text_in_the_same_voice_reuses_the_shared_prompt_rows(tiny_engi
     prompt = _prompt(tiny_engine)
     first = _inputs(tiny_engine, prompt, "The first text, which is spoken first.")
     second = _inputs(tiny_engine, prompt, "Something else entirely, said later on.")
-    shared_rows = int((first[0, :min(first.shape[1], second.shape[1])] == second[0, :min(first.shape[1], second.shape[1])])
+    shared_rows = int((first[0, :min(first.shape[1], second.shape[1])] == second[0, :min(first.shape[1],
+                                                                                         second.shape[1])])
                       .all(-1).int().argmin())
     assert shared_rows >= 4  # the voice's part of the prompt
 

@@ -75,7 +75,8 @@ def test_timeout_names_the_chunk_and_leaves_no_file(voice, tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "late.wav"
-    result = run("speak", "--voice-id", voice, "--text", "The first sentence. The second sentence.", "--split-max-chars", "20",
+    result = run("speak", "--voice-id", voice, "--text", "The first sentence. The second sentence.",
+                 "--split-max-chars", "20",
                  "--timeout", "0.000001", "--out", str(out))
     assert result.exit_code == 6
     assert "chunk 1/2" in result.stderr and "hint:" in result.stderr

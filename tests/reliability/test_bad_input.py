@@ -20,7 +20,8 @@ pytestmark = pytest.mark.tally("bad_input")
 
 @pytest.fixture()
 def voice(tiny_env, reference_clip):
-    assert run("clone", "create", "--voice-id", "v", "--ref-audio", str(reference_clip), "--x-vector-only").exit_code == 0
+    assert run("clone", "create", "--voice-id", "v", "--ref-audio", str(reference_clip),
+               "--x-vector-only").exit_code == 0
     return "v"
 
 

@@ -20,8 +20,16 @@ import pytest
 from qtts.jobs.job import FAILED, RUNNING, SUCCEEDED
 from qtts.jobs.queue import JobQueue
 from qtts.synthesis import SpeakRequest, VoiceSource
-from tests.integration.servers import (all_final, free_port, process_env, qtts_process, require, running_app, stop,
-                                      wait_until)
+from tests.integration.servers import (
+    all_final,
+    free_port,
+    process_env,
+    qtts_process,
+    require,
+    running_app,
+    stop,
+    wait_until,
+)
 
 pytestmark = pytest.mark.tally("fault")
 
@@ -51,7 +59,8 @@ def test_worker_killed_mid_job_the_job_completes_after_restart(service_settings,
     tally.jobs_lost += final.status != SUCCEEDED
     assert final.status == SUCCEEDED, final.error_message
     assert final.attempts == 2
-    assert [p.name for p in service_settings.artifacts_path.iterdir()] == [f"{job.id}.a2.wav"]  # one artifact, no partials
+    # one artifact, no partials
+    assert [p.name for p in service_settings.artifacts_path.iterdir()] == [f"{job.id}.a2.wav"]
 
 
 def test_server_restart_keeps_queued_jobs(service_settings, library_voice, tmp_path, tally):
@@ -272,8 +281,8 @@ def test_a_pickled_queue_message_is_refused_and_logged_not_executed(service_sett
                                                                     tmp_path, caplog):
     from huey.registry import Message
 
-    from qtts.jobs.queue import MESSAGE_NAME
     from qtts.engine.holder import Engines
+    from qtts.jobs.queue import MESSAGE_NAME
     from qtts.jobs.worker import Worker
 
     marker = tmp_path / "pwned"

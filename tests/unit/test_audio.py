@@ -15,7 +15,8 @@ def _tone(seconds, rate=24000, channels=1):
     return mono if channels == 1 else np.stack([mono] * channels, axis=1)
 
 
-@pytest.mark.parametrize("fmt, subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])
+@pytest.mark.parametrize("fmt, subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3",
+                                                                                                     "MPEG_LAYER_III")])
 def test_reference_formats_decode_to_24k_mono(fmt, subtype):
     buffer = io.BytesIO()
     sf.write(buffer, _tone(2.0, 44100, channels=2), 44100, format=fmt, subtype=subtype)

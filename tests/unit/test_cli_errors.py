@@ -42,7 +42,8 @@ def test_help_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys; from qtts.cli.main import cli; assert 'torch' not in sys.modules and 'qwen_tts' not in sys.modules"
+    code = ("import sys; from qtts.cli.main import cli; "
+            "assert 'torch' not in sys.modules and 'qwen_tts' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -1,4 +1,4 @@
-from qtts.engine.guard import looks_like_loop
+from qtts.engine.generation.guard import looks_like_loop
 
 
 def test_stuck_single_code_is_a_loop():

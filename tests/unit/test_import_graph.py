@@ -64,3 +64,14 @@ def _package_self_import(circle: str) -> bool:
     names = circle.split(" -> ")
     return all(n.startswith(names[0] + ".") or n == names[0] for n in names) or \
         all(names[0].startswith(n + ".") or n == names[0] for n in names)
+
+
+def test_every_package_says_what_it_is_for():
+    """A newcomer reads the tree: each package of src/qtts opens with a docstring."""
+    missing = []
+    for folder in sorted({path.parent for path in (SRC / "qtts").rglob("*.py")}):
+        init = folder / "__init__.py"
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) if init.exists() else None
+        if not doc or len(doc.split()) < 8:
+            missing.append(str(init.relative_to(SRC)))
+    assert not missing, f"packages without a docstring: {missing}"

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from qtts.engine import kernels
-from qtts.engine.quant import MANY_ROWS, Int8Linear, fast_bf16_gemm
+from qtts.engine.weights.quant import MANY_ROWS, Int8Linear, fast_bf16_gemm
 
 CHECK = Path(__file__).parents[1] / "kernels" / "check_kernel.cpp"
 IN_CI = bool(os.environ.get("CI"))
@@ -138,7 +138,7 @@ def test_neon_variant_core_under_qemu(tmp_path):
 def test_a_failed_build_falls_back_to_torch_kernel(tmp_path):
     """A fresh build directory and a compiler that always fails: status says so, load() is None,
     and the int8 linear uses torch's kernel."""
-    code = ("from qtts.engine import kernels; from qtts.engine.quant import Quantizer; import torch;"
+    code = ("from qtts.engine import kernels; from qtts.engine.weights.quant import Quantizer; import torch;"
             "print(kernels.load() is None); print(kernels.status());"
             "q = Quantizer('int8', kernel=kernels.load()); lin = q.linear(torch.nn.Linear(128, 64));"
             "print(lin.kernel is None, lin(torch.randn(1, 128)).shape)")

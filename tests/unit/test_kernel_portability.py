@@ -72,7 +72,7 @@ def test_results_do_not_depend_on_the_thread_count():
     module = kernels.load()
     if module is None:
         pytest.skip(f"no kernel on this CPU ({kernels.status()})")
-    from qtts.engine.quant import Int8Linear
+    from qtts.engine.weights.quant import Int8Linear
 
     torch.manual_seed(0)
     linear = Int8Linear(nn.Linear(2048, 3072, bias=False), kernel=module)

@@ -63,7 +63,7 @@ def test_no_glibc_means_no_heap_trim(monkeypatch):
 def test_without_proc_maps_no_page_is_released(monkeypatch):
     import torch
 
-    from qtts.engine import quant
+    from qtts.engine.weights import quant
 
     _no_proc_or_sys(monkeypatch)
     assert quant.safetensors_mappings() == []
@@ -73,7 +73,7 @@ def test_without_proc_maps_no_page_is_released(monkeypatch):
 
 
 def test_without_sysfs_no_layer_is_kept_in_cache(monkeypatch):
-    from qtts.engine import native_stack
+    from qtts.engine.generation import native_stack
 
     _no_proc_or_sys(monkeypatch)
     assert native_stack.cache_budget() == 0

@@ -2,7 +2,7 @@
 
 import torch
 
-from qtts.engine.prefix_cache import MIN_REUSE, PrefixCache
+from qtts.engine.generation.prefix_cache import MIN_REUSE, PrefixCache
 
 
 def _prompt(rows, seed=0):

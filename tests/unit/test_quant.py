@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from qtts.engine.code_predictor import _sample
-from qtts.engine.quant import MANY_ROWS, Int4Linear, Int8Linear, Quantizer, fast_bf16_gemm
+from qtts.engine.generation.code_predictor import _sample
+from qtts.engine.weights.quant import MANY_ROWS, Int4Linear, Int8Linear, Quantizer, fast_bf16_gemm
 
 
 @pytest.mark.parametrize("kind, min_cosine", [(Int8Linear, 0.999), (Int4Linear, 0.99)])

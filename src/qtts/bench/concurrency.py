@@ -230,12 +230,15 @@ def format_levels(report: dict[str, Any]) -> str:
              "concurrency | wall s | audio s | aggregate RTF | first audio s (median / worst) | "
              "total s (median / worst) | largest batch | peak RSS GB"]
     for row in report["levels"]:
-        lines.append(f"{row['concurrency']:>11} | {row['wall_s']:>6} | {row['audio_s']:>7} | {row['aggregate_rtf']:>13} | "
+        lines.append(f"{row['concurrency']:>11} | {row['wall_s']:>6} | {row['audio_s']:>7} | "
+                     f"{row['aggregate_rtf']:>13} | "
                      f"{row['first_audio_s']['median']} / {row['first_audio_s']['worst']} | "
                      f"{row['total_s']['median']} / {row['total_s']['worst']} | {row['largest_batch_seen']} | "
                      f"{row['peak_rss_gb']}")
     lines.append(f"throughput at the highest level vs one at a time: {report['speedup_over_one_at_a_time']}x; "
-                 f"worst short-request first audio at the highest level vs alone: {report['short_first_audio_vs_alone']}x; "
-                 f"a short request arriving during a long one: first audio {report['short_during_long_first_audio_s']} s, "
+                 "worst short-request first audio at the highest level vs alone: "
+                 f"{report['short_first_audio_vs_alone']}x; "
+                 "a short request arriving during a long one: first audio "
+                 f"{report['short_during_long_first_audio_s']} s, "
                  f"{report['short_during_long_vs_alone']}x alone")
     return "\n".join(lines)

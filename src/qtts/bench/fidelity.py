@@ -25,9 +25,9 @@ from qtts.bench.voices import REF_TEXT, TEXT, bench_voice, reference_audio
 def fidelity(model_dir: str, frames: int, threads: int, precisions: list[str], seed: int = 0) -> dict[str, Any]:
     import torch
 
-    from qtts.engine import generation
-    from qtts.engine.upstream import import_qwen_tts, install
     from qtts.engine.prompts import VoicePrompt
+    from qtts.engine.upstream import calls as generation
+    from qtts.engine.upstream import import_qwen_tts, install
     from qtts.hub import resolve_model
 
     torch.set_num_threads(threads)
@@ -75,7 +75,7 @@ def fidelity(model_dir: str, frames: int, threads: int, precisions: list[str], s
                    for k, v in _compare(fp32_logits["code_predictor"], logits["code_predictor"]).items()},
             }
         if "bf16_decoder_snr_db" not in report:  # the speech tokenizer as loaded with a bf16 model
-            from qtts.engine.quant import fast_bf16_gemm
+            from qtts.engine.weights.quant import fast_bf16_gemm
 
             # emulated bf16 takes minutes per second of audio: not measured where it is refused
             report["bf16_decoder_snr_db"] = (_snr(fp32_wave, generation.decode(model, [upstream_codes], prompt)[0])
@@ -123,10 +123,13 @@ class _InputRecorder:
             predictor = talker.code_predictor
             rows = []
             for inputs, codes in self.predictor_inputs:
-                steps = [predictor.model.get_input_embeddings()[i](codes[:, i:i + 1]) for i in range(codes.shape[1] - 1)]
-                sequence = predictor.small_to_mtp_projection(torch.cat([inputs.to(dtype), *[s.to(dtype) for s in steps]], dim=1))
+                steps = [predictor.model.get_input_embeddings()[i](codes[:,
+                                                                         i:i + 1]) for i in range(codes.shape[1] - 1)]
+                sequence = predictor.small_to_mtp_projection(torch.cat([inputs.to(dtype),
+                                                                        *[s.to(dtype) for s in steps]], dim=1))
                 out = predictor.model(inputs_embeds=sequence, use_cache=False).last_hidden_state
-                rows.append(torch.stack([predictor.lm_head[i](out[:, 1 + i]).float()[0] for i in range(codes.shape[1])]))
+                rows.append(torch.stack([predictor.lm_head[i](out[:,
+                                                                  1 + i]).float()[0] for i in range(codes.shape[1])]))
             predictor_logits = torch.cat(rows)
         return {"talker": talker_logits, "code_predictor": predictor_logits}
 
@@ -137,15 +140,16 @@ class _InputRecorder:
         is installed), and the lean code predictor with the recorded codes as its choices."""
         import torch
 
-        from qtts.engine.code_predictor import Sampling, predict_frame
-        from qtts.engine.talker import _KVCache
+        from qtts.engine.generation.code_predictor import Sampling, predict_frame
+        from qtts.engine.generation.talker import _KVCache
 
         loop = talker.generate
         with torch.inference_mode():
             prompt, _ = self.talker_inputs[0]
             steps = self.talker_inputs[1:]
             cache = _KVCache(talker.model, 1, prompt.shape[1], len(steps) + 1, loop.dtype)
-            logits, _, _ = loop.prefill(prompt.to(loop.dtype), torch.ones((1, prompt.shape[1]), dtype=torch.bool), cache)
+            logits, _, _ = loop.prefill(prompt.to(loop.dtype), torch.ones((1, prompt.shape[1]), dtype=torch.bool),
+                                        cache)
             talker_rows = [logits[0]]
             for index, (embeds, positions) in enumerate(steps):
                 start, position = prompt.shape[1] + index, positions[0]  # text positions: one rope section

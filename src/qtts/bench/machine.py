@@ -12,7 +12,6 @@ from __future__ import annotations
 import platform
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8",
@@ -21,19 +20,10 @@ ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
 
 def describe() -> dict[str, Any]:
     """CPU model, the ISA features that matter here, and the int8 kernel variant in use."""
+    from qtts.cpu import cpu_info
     from qtts.engine import kernels
 
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("model name", "Model") and model in (platform.processor(), platform.machine(), ""):
-                model = value.strip()
-            elif key in ("flags", "Features"):
-                flags.update(value.split())
-    except OSError:
-        pass
+    model, flags = cpu_info()
     return {"cpu": model, "machine": platform.machine(), "isa": [f for f in ISA_FLAGS if f in flags],
             "int8_kernel": kernels.variant() or "torch", "kernel_threading": kernels.threading_summary()}
 

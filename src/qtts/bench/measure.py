@@ -6,7 +6,7 @@ own.  Upstream's times come from hooks on qwen_tts's modules, qtts's from its ta
 - prefill: the first forward of the talker transformer (``talker.model``);
 - talker ms/frame: the other talker-transformer forwards, plus its codec head;
 - code predictor ms/frame: ``talker.code_predictor.generate`` (upstream's or the lean loop);
-- decoder: ``speech_tokenizer.decode`` (upstream) or ``codec_stream`` (qtts), per second of
+- decoder: ``speech_tokenizer.decode`` (upstream) or ``codec.stream`` (qtts), per second of
   audio produced.
 """
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qtts.bench.voices import DESCRIPTION, OTHER_TEXT, REF_TEXT, SPEAKER, STYLE, TEXT, bench_voice, reference_audio
+
 
 @dataclass
 class Timers:
@@ -56,7 +57,7 @@ def attach(tts: Any) -> Timers:
     tts.model.speech_tokenizer.decode = _timed(tts.model.speech_tokenizer.decode, timers, "decoder_s")
     # qtts decodes through codec_stream (priming a voice's decoder state included); this
     # process measures one path, so patching the class here touches nothing else
-    from qtts.engine import codec_stream
+    from qtts.engine.codec import stream as codec_stream
 
     codec_stream.StreamDecoder.decode = _timed(codec_stream.StreamDecoder.decode, timers, "decoder_s")
     codec_stream._primed = _timed(codec_stream._primed, timers, "decoder_s")
@@ -108,7 +109,8 @@ def measure(path: str, model_dir: str, frames: int, threads: int, precision: str
         "decoder_precision": "fp32" if path == "upstream" else decoder_precision,
         "batch": batch if path == "qtts" else 1, "frames": frames_made,
         "int8_kernel": "qtts" if path == "qtts" and precision == "int8" and _uses_qtts_kernel(tts) else "torch",
-        "load_s": round(load_s, 2), "peak_rss_gb": round(_peak_rss() / 1e9, 2), "rss_after_load_gb": round(rss_after_load / 1e9, 2),
+        "load_s": round(load_s, 2), "peak_rss_gb": round(_peak_rss() / 1e9,
+                                                         2), "rss_after_load_gb": round(rss_after_load / 1e9, 2),
         "prefill_s": round(timers.prefill_s, 3),
         "talker_ms_per_step": round(timers.talker_s / per_step * 1000, 1),
         "code_predictor_ms_per_step": round(timers.code_predictor_s / per_step * 1000, 1),
@@ -154,7 +156,7 @@ def decoder_gflop_per_audio_s(tts: Any, frames: int = 25) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from qtts.engine.codec_decoder import plain_convolutions
+    from qtts.engine.codec.decoder import plain_convolutions
 
     codes = torch.zeros((frames, 16), dtype=torch.long)
     with FlopCounterMode(display=False) as counter, plain_convolutions():
@@ -169,7 +171,6 @@ def _upstream(model_dir: str, frames: int, seed: int, attention: str = "sdpa"): 
     import torch
 
     from qtts.engine.upstream import import_qwen_tts
-
     from qtts.hub import BASE, CUSTOM_VOICE, resolve_model
 
     qwen_tts = import_qwen_tts()
@@ -195,7 +196,7 @@ def _upstream(model_dir: str, frames: int, seed: int, attention: str = "sdpa"): 
 
 
 def _uses_qtts_kernel(tts: Any) -> bool:
-    from qtts.engine.quant import Int8Linear
+    from qtts.engine.weights.quant import Int8Linear
 
     return any(isinstance(m, Int8Linear) and m.kernel is not None for m in tts.model.talker.modules())
 

@@ -20,7 +20,8 @@ from qtts.errors import QttsError
 COLUMNS = [("load_s", "load s"), ("peak_rss_gb", "peak RSS GB"), ("prefill_s", "prefill s"),
            ("talker_ms_per_step", "talker ms/step"), ("code_predictor_ms_per_step", "code pred. ms/step"),
            ("ar_over_floor", "AR / floor"), ("decoder_s_per_audio_s", "decoder s/audio s"), ("rtf", "RTF"),
-           ("time_to_first_audio_s", "first audio s"), ("time_to_first_audio_known_voice_s", "first audio, known voice s")]
+           ("time_to_first_audio_s", "first audio s"), ("time_to_first_audio_known_voice_s",
+                                                        "first audio, known voice s")]
 
 
 def ensure_checkpoint(preset: str, directory: Path, say: Callable[[str], None]) -> Path:
@@ -60,7 +61,7 @@ def run_bench(preset: str, checkpoint_dir: Path, threads: int, frames: int, prec
         plan.insert(1, ("upstream-eager", 1, precision, decoder_precision, True))
     if precision == "int8":
         plan.append(("qtts", 1, precision, decoder_precision, False))  # torch's int8 kernel, for comparison
-    from qtts.engine.quant import fast_bf16_gemm
+    from qtts.engine.weights.quant import fast_bf16_gemm
 
     fastest_decoder = "bf16" if fast_bf16_gemm() else "fp32"  # bf16 is emulated (and refused) elsewhere
     if (precision, decoder_precision) != ("int4", fastest_decoder):
@@ -156,8 +157,9 @@ def format_table(report: dict[str, Any]) -> str:
                    f"{fidelity.get('bf16_decoder_snr_db')} dB")
         for name, values in fidelity["paths"].items():
             out.append(f"  {name}: talker logit cosine {values['talker_logit_cosine_mean']} (min "
-                       f"{values['talker_logit_cosine_min']}), top-1 {values['talker_top1_agreement']:.1%}; code predictor "
-                       f"cosine {values['code_predictor_logit_cosine_mean']}, top-1 {values['code_predictor_top1_agreement']:.1%}")
+                       f"{values['talker_logit_cosine_min']}), top-1 {values['talker_top1_agreement']:.1%}; "
+                       f"code predictor cosine {values['code_predictor_logit_cosine_mean']}, "
+                       f"top-1 {values['code_predictor_top1_agreement']:.1%}")
     return "\n".join(out)
 
 

@@ -4,9 +4,9 @@ VoiceDesign), and the presets derived from them for self-built random-weight che
 The values are facts about the published models (hidden sizes, layer counts, codec ids,
 speaker ids); they equal the published ``config.json`` files of each kind and size (kept in
 the project's shared ``reference/`` folder; ``tests/unit/test_presets.py`` compares them
-when that folder is present) and reproduce the published parameter counts (1.7B: 1928.7M).  The text-token ids (``im_start_token_id`` …) are rewritten by
-the builder to the ids of the tokenizer it trains, because the real Qwen vocabulary is not
-available offline; the embedding sizes stay those of the real models.
+when that folder is present) and reproduce the published parameter counts (1.7B: 1928.7M).  The text-token ids
+(``im_start_token_id`` …) are rewritten by the builder to the ids of the tokenizer it trains,
+because the real Qwen vocabulary is not available offline; the embedding sizes stay those of the real models.
 """
 
 from __future__ import annotations

@@ -82,7 +82,6 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
         synthesize = _via_queue(settings.replace(server_url=server) if server else settings, request_for)
     else:
         from qtts.engine.core import Engine
-
         from qtts.hub import resolve_model
 
         engine: list[Any] = []

@@ -29,7 +29,8 @@ def clone() -> None:
 @click.option("--ref-audio", type=click.Path(dir_okay=False, path_type=Path),
               help="Reference clip (wav, flac, mp3, ogg; any sample rate; 3-15 s of clean speech is best).")
 @click.option("--ref-text", default=None, help="What is said in the clip (required unless --x-vector-only).")
-@click.option("--x-vector-only", is_flag=True, help="Clone from the speaker embedding alone (no transcript; lower fidelity).")
+@click.option("--x-vector-only", is_flag=True,
+              help="Clone from the speaker embedding alone (no transcript; lower fidelity).")
 @click.option("--design", default=None,
               help="Instead of a clip: describe the voice ('a calm, low-pitched older man'); a VoiceDesign model "
               "speaks a sample in it once, and the library keeps that clip (default --model-id 1.7b-design).")
@@ -49,7 +50,8 @@ def create(ctx: click.Context, voice_id: str, ref_audio: Path | None, ref_text: 
 
     if design is not None:
         if ref_audio is not None or ref_text is not None or x_vector_only:
-            raise BadInput("--design makes its own reference clip", hint="drop --ref-audio, --ref-text and --x-vector-only")
+            raise BadInput("--design makes its own reference clip",
+                           hint="drop --ref-audio, --ref-text and --x-vector-only")
         from qtts.design import DESIGN_MODEL, DesignRequest, design_voice
 
         model_id = str(model_flags.pop("model_id", None) or DESIGN_MODEL)

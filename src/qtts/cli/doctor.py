@@ -18,7 +18,8 @@ _MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 @with_settings
 def doctor(settings: Settings, run_smoke: bool, voice_id: str, as_json: bool) -> None:
     """Check Python, torch, qwen_tts, CPU, memory, disk, model and voice library."""
-    from qtts.doctor import checks_to_dicts, run_checks, run_smoke as smoke
+    from qtts.doctor import checks_to_dicts, run_checks
+    from qtts.doctor import run_smoke as smoke
     from qtts.errors import QttsError
 
     checks = run_checks(settings)

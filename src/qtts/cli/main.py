@@ -1,7 +1,8 @@
 """The ``qtts`` command: a click group whose commands live one group per module.
 
 Errors are mapped here, once: a ``QttsError`` prints ``error: …`` and ``hint: …`` on stderr
-and exits with its class's ``exit_code`` (the table is ``qtts.errors``); a traceback only with ``--debug`` or ``QTTS_DEBUG=1``.
+and exits with its class's ``exit_code`` (the table is ``qtts.errors``); a traceback only with
+``--debug`` or ``QTTS_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def cli(ctx: click.Context, home: str | None, verbose: int, debug: bool) -> None
       qtts speak --voice-id me --text "Hello!" --out hello.wav
     """
     level = logging.WARNING - 10 * verbose if not debug else logging.DEBUG
-    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = {"home": home, "debug": debug}
 
 

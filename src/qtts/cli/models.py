@@ -31,7 +31,7 @@ def pull(model_id: str) -> None:
 @click.pass_context
 def list_models(ctx: click.Context, as_json: bool) -> None:
     """Show the Qwen3-TTS models in the Hugging Face cache, and qtts's quantized-weight cache."""
-    from qtts.engine import weight_cache
+    from qtts.engine.weights import cache as weight_cache
     from qtts.hub import ALIASES, list_cached_models
 
     cached = list_cached_models()
@@ -54,7 +54,7 @@ def list_models(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def prune_models(ctx: click.Context) -> None:
     """Delete qtts's quantized-weight cache (rebuilt on the next load of each model)."""
-    from qtts.engine import weight_cache
+    from qtts.engine.weights import cache as weight_cache
 
     removed = weight_cache.prune(settings_from(ctx).home)
     info(f"removed {len(removed)} quantized-weight file(s)")

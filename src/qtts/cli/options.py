@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from qtts import cpu
 from qtts.errors import BadInput
 from qtts.settings import ATTENTION, MAX_SEED, PRECISIONS, Settings
 
@@ -25,13 +26,13 @@ def model_options(func: Callable[..., Any] | None = None, *, many: bool = False)
         return functools.partial(model_options, many=many)
     decorators = [
         click.option("--model-id", default=None, multiple=many,
-                     help=("Repeat to serve several models (the first is the default). " if many else "") + "Alias (1.7b, 0.6b: cloning; 1.7b-custom, 0.6b-custom: preset speakers; 1.7b-design: "
+                     help=("Repeat to serve several models (the first is the default). " if many else "")
+                     + "Alias (1.7b, 0.6b: cloning; 1.7b-custom, 0.6b-custom: preset speakers; 1.7b-design: "
                      "described voices), Hugging Face repo id, or local directory. Env QTTS_MODEL_ID."),
         click.option("--precision", type=click.Choice(PRECISIONS), default=None,
-                     help="Talker/code-predictor weights: int8 (default), int4 (fastest, less faithful), "
-                     "bf16, fp32 (upstream's exact numbers, most memory)."),
+                     help=cpu.precision_help()),
         click.option("--decoder-precision", type=click.Choice(["fp32", "bf16"]), default=None,
-                     help="Audio decoder precision (default fp32; bf16 is faster, less faithful)."),
+                     help=cpu.decoder_precision_help()),
         click.option("--cpu-threads", type=click.IntRange(min=0), default=None,
                      help="Torch threads (default: one per core)."),
         click.option("--attn", "attn_implementation", type=click.Choice(ATTENTION), default=None,

@@ -62,7 +62,8 @@ def submit(ctx: click.Context, server: str | None, api_key: str | None, text_arg
 
     if voice_id and speaker:
         raise BadInput("give either --voice-id or --speaker", hint="--speaker is for CustomVoice models")
-    body = {"input": read_text(text_arg, text, text_file, settings_from(ctx).max_text_chars), "voice": voice_id or speaker, "instructions": instruct,
+    body = {"input": read_text(text_arg, text, text_file, settings_from(ctx).max_text_chars),
+            "voice": voice_id or speaker, "instructions": instruct,
             "model": model, "language": language, "response_format": fmt, "seed": seed,
             "split_max_chars": split_max_chars, "max_frames": max_frames}
     job = _client(ctx).submit({k: v for k, v in body.items() if v is not None})

@@ -26,8 +26,10 @@ def _is_loopback(host: str) -> bool:
 @click.option("--host", default=None, help="Bind address (default 127.0.0.1). Env QTTS_HOST.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default 8000). Env QTTS_PORT.")
 @click.option("--api-key", default=None, help="Require 'Authorization: Bearer KEY'. Env QTTS_API_KEY.")
-@click.option("--queue-url", default=None, help="redis://… or postgresql://… to share jobs with 'qtts worker' processes.")
-@click.option("--worker/--no-worker", "embedded_worker", default=None, help="Run queued jobs in this process (default on).")
+@click.option("--queue-url", default=None,
+              help="redis://… or postgresql://… to share jobs with 'qtts worker' processes.")
+@click.option("--worker/--no-worker", "embedded_worker", default=None,
+              help="Run queued jobs in this process (default on).")
 @model_options(many=True)
 @with_settings
 def serve(settings: Settings, host: str | None, port: int | None, api_key: str | None, queue_url: str | None,
@@ -37,9 +39,8 @@ def serve(settings: Settings, host: str | None, port: int | None, api_key: str |
 
     from qtts.server.app import create_app
 
-    settings = settings.replace(**{k: v for k, v in {"host": host, "port": port, "api_key": api_key,
-                                                        "queue_url": queue_url, "embedded_worker": embedded_worker}.items()
-                                   if v is not None})
+    given = {"host": host, "port": port, "api_key": api_key, "queue_url": queue_url, "embedded_worker": embedded_worker}
+    settings = settings.replace(**{k: v for k, v in given.items() if v is not None})
     if not _is_loopback(settings.host) and not settings.api_key:
         raise BadInput(f"refusing to listen on {settings.host} without an API key",
                        hint="pass --api-key (or QTTS_API_KEY), or bind 127.0.0.1")

@@ -41,7 +41,8 @@ from qtts.synthesis import (
 @click.command()
 @text_options
 @voice_option()
-@click.option("--ref-audio", type=click.Path(dir_okay=False, path_type=Path), help="Ad-hoc reference clip instead of --voice-id.")
+@click.option("--ref-audio", type=click.Path(dir_okay=False, path_type=Path),
+              help="Ad-hoc reference clip instead of --voice-id.")
 @click.option("--ref-text", help="Transcript of --ref-audio (ICL mode).")
 @click.option("--x-vector-only", is_flag=True, help="With --ref-audio: clone from the speaker embedding only.")
 @speaker_options
@@ -50,7 +51,8 @@ from qtts.synthesis import (
 @click.option("--play", is_flag=True, help="Play the audio on the default output device as it is generated "
               "(--out optional: also write the file).")
 @format_option(default=None, help="Output format when --out is '-' (default wav).")
-@click.option("--split-max-chars", type=click.IntRange(min=20), default=None, help="Longest chunk synthesized at once (default 200).")
+@click.option("--split-max-chars", type=click.IntRange(min=20), default=None,
+              help="Longest chunk synthesized at once (default 200).")
 @click.option("--timeout", "timeout_s", type=FiniteFloat(min=0), default=None,
               help="Give up after this many seconds (0 = never).")
 @seed_option
@@ -59,7 +61,8 @@ from qtts.synthesis import (
 @click.option("--top-p", type=FiniteFloat(min=0.01, max=1.0), default=None)
 @click.option("--repetition-penalty", type=FiniteFloat(min=1.0), default=None)
 @click.option("--greedy", is_flag=True, help="Disable sampling (deterministic, less natural).")
-@click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Cap on frames per chunk (12.5 frames = 1 s).")
+@click.option("--max-frames", type=click.IntRange(min=2), default=None,
+              help="Cap on frames per chunk (12.5 frames = 1 s).")
 @click.option("--stream", is_flag=True, help="With --out -: write pcm/wav audio as it is generated.")
 @click.option("--batch-size", type=click.IntRange(1, 16), default=None,
               help="Chunks generated together (faster for long texts, more memory; default 4, "
@@ -107,9 +110,9 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
         settings, read_text(text_arg, text, text_file, settings.max_text_chars),
         VoiceSource(voice_id=voice_id, ref_audio=ref_audio, ref_text=ref_text, x_vector_only=x_vector_only,
                     speaker=speaker),
-        instruct=instruct, language=language, output_format=output_format, split_max_chars=split_max_chars, timeout_s=timeout_s,
-        seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-        greedy=greedy, max_frames=max_frames,
+        instruct=instruct, language=language, output_format=output_format, split_max_chars=split_max_chars,
+        timeout_s=timeout_s, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
+        repetition_penalty=repetition_penalty, greedy=greedy, max_frames=max_frames,
     )
 
     watch = SynthesisProgress(quiet)

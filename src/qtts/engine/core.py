@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from qtts import audio as audio_mod
-from qtts.engine import generation, memory, streaming, upstream
-from qtts.engine.guard import GenerationGuard, GuardSlot, guarded, looks_like_loop
+from qtts.engine import memory, upstream
+from qtts.engine.generation import streaming
+from qtts.engine.generation.guard import GenerationGuard, GuardSlot, guarded, looks_like_loop
 from qtts.engine.prompts import DesignedVoice, SpeakerVoice, Voice, VoicePrompt
+from qtts.engine.upstream import calls
 from qtts.errors import BadInput, Cancelled, MemoryShortage, SynthesisTimeout, TooLarge
 from qtts.hub import ResolvedModel, check_language, expand_alias, resolve_model
 from qtts.model_kinds import check_fits
@@ -139,10 +141,10 @@ class Engine:
         return cls(tts, resolved, settings, seconds, patches)
 
     def enable_batching(self, max_batch: int) -> None:
-        """Generate through one continuous-batching loop (``engine.batcher``) from now on:
+        """Generate through one continuous-batching loop (``generation.batcher``) from now on:
         concurrent calls (a server's requests, a worker's jobs) share each frame's weight
         reads.  Without it, one call generates at a time."""
-        from qtts.engine.batcher import FrameLoop
+        from qtts.engine.generation.batcher import FrameLoop
 
         if self.frame_loop is None:
             self.frame_loop = FrameLoop(self.talker_loop, max_batch, self.settings.memory_limit_bytes)
@@ -274,7 +276,7 @@ class Engine:
                         codes[row] = attempt([index], base_seed + index + _RETRY_SEED_OFFSET)[0]
                         retried[row] = True
             with self._lock:
-                waves = generation.decode(self._tts, codes, prompt)
+                waves = calls.decode(self._tts, codes, prompt)
                 memory.trim_heap()
             elapsed = (time.perf_counter() - started) / len(group)
             for row, index in enumerate(group):
@@ -345,7 +347,7 @@ class Engine:
             self._guard_slot.active = guard
             self._frame_tap.active = streaming.Listener(on_frame) if on_frame is not None else None
             try:
-                return generation.generate(self._tts, texts, language, prompt, max_new_tokens=max_new_tokens,
+                return calls.generate(self._tts, texts, language, prompt, max_new_tokens=max_new_tokens,
                                            **options.sampling_kwargs())
             except MemoryError as exc:
                 raise MemoryShortage("ran out of memory during synthesis",
@@ -364,10 +366,10 @@ class Engine:
                           on_frame: Callable[[Any], None] | None, owner: Any) -> list[Any]:
         """Each text a stream of the continuous batcher (seeded ``seed + row``); returns
         when all have ended.  Frames are handed to ``on_frame`` in this thread."""
-        from qtts.engine.batcher import StreamRequest
+        from qtts.engine.generation.batcher import StreamRequest
 
         with self._lock:  # upstream's input building (and the talker's swapped generate)
-            captured = [generation.talker_request(self._tts, text, language, prompt, max_new_tokens=max_new_tokens,
+            captured = [calls.talker_request(self._tts, text, language, prompt, max_new_tokens=max_new_tokens,
                                                   **options.sampling_kwargs()) for text in texts]
         guards = [GenerationGuard(guard.deadline, guard.should_cancel, guard.on_frame if row == 0 else None)
                   for row in range(len(texts))]

@@ -1,5 +1,5 @@
 """The models a server or worker process serves: loaded once each (each with its continuous-
-batching loop, ``engine.batcher``), and say which are ready.
+batching loop, ``generation.batcher``), and say which are ready.
 
 The first model (``settings.model_id``) is the default: it starts loading with the process,
 and until it is loaded ``get()`` raises ``NotReady`` (GET /ready says when).  The others
@@ -98,7 +98,8 @@ class Engines:
         with self._lock:
             if slot.loaded.is_set() or slot.thread is not None:
                 return
-            slot.thread = threading.Thread(target=self._load, args=(model_id, slot), name=f"engine-loader-{len(self.loaded())}",
+            slot.thread = threading.Thread(target=self._load, args=(model_id, slot),
+                                           name=f"engine-loader-{len(self.loaded())}",
                                            daemon=True)
             slot.thread.start()
 

@@ -43,7 +43,8 @@ def load_model(resolved: ResolvedModel, settings: Settings) -> tuple[Any, "upstr
             raise MemoryShortage(f"ran out of memory loading {resolved.model_id}",
                                  hint=f"use --model-id {FALLBACK_MODEL_ID} or --precision int4") from exc
         raise ModelUnavailable(f"{resolved.model_id} failed to load: {_first_line(exc)}",
-                               hint="the files may be corrupt or of another model: re-download with 'qtts models pull'") from exc
+                               hint="the files may be corrupt or of another model: "
+                                    "re-download with 'qtts models pull'") from exc
     tts.model.eval()
     _set_decoder_precision(tts, resolved, settings.decoder_precision, dtype)
     patches = upstream.install(tts.model, settings.precision, settings.int8_kernel,
@@ -55,7 +56,7 @@ def load_model(resolved: ResolvedModel, settings: Settings) -> tuple[Any, "upstr
 def check_decoder_precision(decoder_precision: str) -> None:
     """A bf16 decoder where the CPU has no native bf16 is emulated: measured over 13 minutes
     for 4.8 s of audio on an AVX2 EPYC, against ~5 s in fp32.  Refuse it with the fix."""
-    from qtts.engine.quant import fast_bf16_gemm
+    from qtts.engine.weights.quant import fast_bf16_gemm
 
     if decoder_precision == "bf16" and not fast_bf16_gemm():
         raise BadInput("a bf16 decoder is emulated on this CPU (no AVX512-BF16 or AMX) and runs many times slower",

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qtts.hub import weight_bytes
-from qtts.precision import GIB, precision as precision_of
+from qtts.precision import GIB
+from qtts.precision import precision as precision_of
 
 
 @dataclass(frozen=True)

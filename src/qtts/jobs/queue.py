@@ -59,7 +59,8 @@ def _serializer() -> Any:
             except (UnicodeDecodeError, ValueError) as exc:
                 raise ValueError("refused a queue message that is not qtts's JSON (a pickle?)") from exc
             if not (isinstance(value, dict) and set(value) == {"id", "name", "job"} and value["name"] == MESSAGE_NAME
-                    and isinstance(value["id"], str) and isinstance(value["job"], str) and JOB_ID.fullmatch(value["job"])):
+                    and isinstance(value["id"], str) and isinstance(value["job"],
+                                                                    str) and JOB_ID.fullmatch(value["job"])):
                 raise ValueError("refused a queue message that is not a qtts job id")
             return Message(value["id"], MESSAGE_NAME, None, 0, 0, None, (value["job"],), {})
 
@@ -128,7 +129,8 @@ class JobQueue:
         for job_id in missing:
             self._task(job_id)
         if requeued or missing:
-            log.warning("recovered jobs: %d from expired leases, %d without a queue message", len(requeued), len(missing))
+            log.warning("recovered jobs: %d from expired leases, %d without a queue message", len(requeued),
+                        len(missing))
         return missing
 
     def prune(self, older_than_s: float | None = None) -> list[str]:

@@ -116,8 +116,8 @@ class RedisJobStore:
 
     def heartbeat(self, job_id: str, worker: str, attempt: int, lease_s: float, done: int, total: int) -> Job | None:
         now = time.time()
-        ok = self._if_holder(keys=[self._key(job_id)], args=[worker, attempt, "lease_until", now + lease_s,
-                                                              "chunks_done", done, "chunks_total", total, "updated_at", now])
+        fields = ["lease_until", now + lease_s, "chunks_done", done, "chunks_total", total, "updated_at", now]
+        ok = self._if_holder(keys=[self._key(job_id)], args=[worker, attempt, *fields])
         return self.get(job_id) if ok else None
 
     def finish(self, job_id: str, worker: str, attempt: int, status: str, **values: Any) -> bool:

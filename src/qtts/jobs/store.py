@@ -63,7 +63,8 @@ def _not_found(job_id: str) -> NotFound:
 def _row_to_job(row: dict[str, Any]) -> Job:
     values = dict(row)
     values["request"] = json.loads(values["request"]) if isinstance(values["request"], str) else values["request"]
-    values["summary"] = json.loads(values["summary"] or "{}") if isinstance(values["summary"], (str, type(None))) else values["summary"]
+    if isinstance(values["summary"], (str, type(None))):
+        values["summary"] = json.loads(values["summary"] or "{}")
     values["cancel_requested"] = bool(int(values["cancel_requested"]))
     for key in ("chunks_done", "chunks_total", "attempts"):
         values[key] = int(values[key])
@@ -146,7 +147,8 @@ class SqlJobStore:
             return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def _migrate(self) -> None:
-        self._execute(f"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at {self._float})")
+        self._execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                      f"(version INTEGER PRIMARY KEY, applied_at {self._float})")
         applied = {row["version"] for row in self._fetch("SELECT version FROM schema_migrations")}
         for version, migration in enumerate(MIGRATIONS, start=1):
             if version in applied:
@@ -181,7 +183,8 @@ class SqlJobStore:
         claimed = self._execute(
             "UPDATE jobs SET status = ?, worker = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?, "
             "started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END "
-            "WHERE id = ? AND attempts < ? AND ((status = ? AND cancel_requested = 0) OR (status = ? AND lease_until < ?))",
+            "WHERE id = ? AND attempts < ? "
+            "AND ((status = ? AND cancel_requested = 0) OR (status = ? AND lease_until < ?))",
             (RUNNING, worker, now + lease_s, now, now, job_id, max_attempts, QUEUED, RUNNING, now))
         return self.get(job_id) if claimed == 1 else None
 
@@ -199,7 +202,8 @@ class SqlJobStore:
         if "summary" in values:
             values["summary"] = dumps(values["summary"])
         assignments = ", ".join(f"{name} = ?" for name in values)
-        updated = self._execute(f"UPDATE jobs SET {assignments} WHERE id = ? AND status = ? AND worker = ? AND attempts = ?",
+        updated = self._execute(f"UPDATE jobs SET {assignments} "
+                                "WHERE id = ? AND status = ? AND worker = ? AND attempts = ?",
                                 (*values.values(), job_id, RUNNING, worker, attempt))
         return updated == 1
 
@@ -231,7 +235,8 @@ class SqlJobStore:
                               "WHERE id = ? AND status = ? AND lease_until < ?",
                               (FAILED, now, now, error["error_category"], error["error_message"], error["error_hint"],
                                row["id"], RUNNING, now))
-            elif self._execute("UPDATE jobs SET status = CASE WHEN cancel_requested = 1 THEN ? ELSE ? END, worker = '', "
+            elif self._execute("UPDATE jobs SET status = CASE WHEN cancel_requested = 1 THEN ? ELSE ? END, "
+                               "worker = '', "
                                "updated_at = ? WHERE id = ? AND status = ? AND lease_until < ?",
                                (CANCELLED, QUEUED, now, row["id"], RUNNING, now)) == 1:
                 requeued.append(row["id"])

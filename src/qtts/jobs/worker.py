@@ -86,7 +86,8 @@ class Worker:
                 log.info("job %s: succeeded", job_id)
             else:
                 path.unlink(missing_ok=True)
-                log.warning("job %s: finished, but this worker lost it (attempt %d); its audio is dropped", job_id, attempt)
+                log.warning("job %s: finished, but this worker lost it (attempt %d); its audio is dropped", job_id,
+                            attempt)
         except Cancelled:
             finish(CANCELLED)
             log.info("job %s: cancelled", job_id)

@@ -130,7 +130,8 @@ def error_body(message: str, status: int, code: str, hint: str = "") -> dict[str
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QttsError)
     async def qtts_error(_request: Request, exc: QttsError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, exc.http_status, exc.category, exc.hint), status_code=exc.http_status)
+        return JSONResponse(error_body(exc.message, exc.http_status, exc.category, exc.hint),
+                            status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

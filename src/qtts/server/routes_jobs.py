@@ -59,7 +59,8 @@ async def get_audio(job_id: str, request: Request, format: str | None = None) ->
 
 def _artifact_bytes(path: Path, stored: str, wanted: str) -> bytes:
     if not path.is_file():
-        raise NotFound(f"the audio of this job is missing at {path}", hint="the artifacts directory was cleaned; resubmit")
+        raise NotFound(f"the audio of this job is missing at {path}",
+                       hint="the artifacts directory was cleaned; resubmit")
     data = path.read_bytes()
     if wanted == stored:
         return data

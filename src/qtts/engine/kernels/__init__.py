@@ -6,7 +6,7 @@ reading reaches 17-24 GB/s.  ``int8_gemv_core.h`` keeps the weights in int8 and 
 them with activations quantized to 16 bits per row, as an exact integer dot product, with
 the instructions each CPU has (AVX-512 VNNI, AVX2, or aarch64's dot product).  All
 variants give bit-identical results.  The same module carries the native code built on it:
-a whole talker or code-predictor step (``decoder_step.h``, ``engine.native_stack``), the code
+a whole talker or code-predictor step (``decoder_step.h``, ``generation.native_stack``), the code
 predictor's whole frame with its sampling (``predictor_frame.h``) and the decoder's SnakeBeta
 in one pass (``snake.h``).
 

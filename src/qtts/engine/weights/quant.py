@@ -65,7 +65,8 @@ class Int8Linear(nn.Module):
             self.register_buffer("scale_fp32", self.scale.float())
         else:
             self.register_buffer("weight_int8", codes)
-        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().to(torch.bfloat16), requires_grad=False)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().to(torch.bfloat16),
+                                                                  requires_grad=False)
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def codes(self) -> torch.Tensor:
@@ -179,14 +180,17 @@ class Int4Linear(nn.Module):
         # The kernel computes w = (q - 8) * scale + zero, so zero is the value at code 8.
         zeros = low + 8 * step
         self.register_buffer("scales_and_zeros",
-                             torch.stack([step.squeeze(-1).t(), zeros.squeeze(-1).t()], dim=-1).contiguous().to(torch.bfloat16))
-        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().to(torch.bfloat16), requires_grad=False)
+                             torch.stack([step.squeeze(-1).t(), zeros.squeeze(-1).t()],
+                                         dim=-1).contiguous().to(torch.bfloat16))
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().to(torch.bfloat16),
+                                                                  requires_grad=False)
         self.group = group
         self.in_features, self.out_features = in_features, out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        out = torch._weight_int4pack_mm_for_cpu(x.reshape(-1, shape[-1]).to(torch.bfloat16).contiguous(), self.weight_int4,
+        out = torch._weight_int4pack_mm_for_cpu(x.reshape(-1, shape[-1]).to(torch.bfloat16).contiguous(),
+                                                self.weight_int4,
                                                 self.group, self.scales_and_zeros)
         if self.bias is not None:
             out = out + self.bias

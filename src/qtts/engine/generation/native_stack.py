@@ -69,7 +69,7 @@ def build_frame(predictor: nn.Module, stack: Any, kernel: Any) -> Any | None:
 
 
 def _frame_unsupported(predictor: nn.Module, kernel: Any) -> str:
-    from qtts.engine.quant import Int8Linear
+    from qtts.engine.weights.quant import Int8Linear
 
     def native_linear(module: nn.Module) -> bool:
         return isinstance(module, Int8Linear) and module.kernel is kernel
@@ -116,7 +116,7 @@ def cache_budget() -> int:
 
 
 def _unsupported(model: nn.Module, kernel: Any, activation_dtype: torch.dtype) -> str:
-    from qtts.engine.quant import Int8Linear
+    from qtts.engine.weights.quant import Int8Linear
 
     if kernel is None or not hasattr(kernel, "decoder_stack"):
         return "no native kernel"
@@ -133,7 +133,8 @@ def _unsupported(model: nn.Module, kernel: Any, activation_dtype: torch.dtype) -
             return "sliding-window attention"
         if type(mlp.act_fn).__name__ not in ("SiLU", "SiLUActivation"):
             return f"activation {type(mlp.act_fn).__name__}"
-        if attention.q_proj.out_features % attention.head_dim or attention.k_proj.out_features != attention.v_proj.out_features:
+        if (attention.q_proj.out_features % attention.head_dim
+                or attention.k_proj.out_features != attention.v_proj.out_features):
             return "head layout"
         norms += [layer.input_layernorm, layer.post_attention_layernorm, attention.q_norm, attention.k_norm]
     if any(not type(norm).__name__.endswith("RMSNorm") or not hasattr(norm, "variance_epsilon") for norm in norms):

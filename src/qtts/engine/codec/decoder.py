@@ -17,7 +17,7 @@ convolution with kernel 1 or 2 and ``stride`` times the output channels, whose o
 interleaved: ``prepare_trans_conv`` rebuilds its weights that way (oneDNN's fast path; the
 same sums, in another order).  The last two decoder blocks run time-major (channels last),
 where oneDNN is fastest with few channels (``TIME_MAJOR_CHANNELS``); the forwards that use
-these layouts are in ``codec_stream``.
+these layouts are in ``codec.stream``.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def prepack(module: Any) -> None:
     counting in ``qtts bench``)."""
     import torch
 
-    from qtts.engine.quant import release_pages
+    from qtts.engine.weights.quant import release_pages
 
     module.qtts_packed = None
     if module.qtts_time_major or not _prepacked_ops():
@@ -142,7 +142,7 @@ def prepare_trans_conv(module: Any) -> None:
     import torch
     from torch import nn
 
-    from qtts.engine.quant import release_pages
+    from qtts.engine.weights.quant import release_pages
 
     trans_conv = module.conv
     weight = trans_conv.weight.detach()  # (in, out, kernel)

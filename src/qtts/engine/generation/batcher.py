@@ -11,7 +11,7 @@ Each frame: every stream samples its next first code from its own logits (its ow
 processors, settings and random generator); the code predictor runs once for all streams;
 the talker's step runs once for all of them, except attention, which each stream does on
 its own cache (the streams have different lengths; no padding).  The modules, arithmetic
-and order are ``engine.talker.LeanTalker``'s, so a stream's codes do not depend on its
+and order are ``generation.talker.LeanTalker``'s, so a stream's codes do not depend on its
 neighbours where every per-frame matrix product is exact per row: qtts's int8 kernel sums
 integers exactly.  fp32 and bf16 matrix products are not (a row's bits depend on how many
 rows share the call), so on those paths each stream's frame is computed on its own, in turn:
@@ -19,7 +19,8 @@ greedy codes are then identical to a stream generated alone (tested), at no batc
 
 Fairness: a free place goes to the waiting stream whose request has the fewest streams
 running, then whose request got a place the longest ago (then the earliest), so a long
-book's chunks take turns with a one-line request.  The batch grows only while the memory pre-check says the KV caches fit.
+book's chunks take turns with a one-line request.  The batch grows only while the memory
+pre-check says the KV caches fit.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from typing import Any
 
 import torch
 
-from qtts.engine.code_predictor import Sampling
-from qtts.engine.layers import attend_cached
-from qtts.engine.quant import MANY_ROWS
-from qtts.engine.talker import LeanTalker, _CacheRows, _KVCache, _process
+from qtts.engine.generation.code_predictor import Sampling
+from qtts.engine.generation.layers import attend_cached
+from qtts.engine.generation.talker import LeanTalker, _CacheRows, _KVCache, _process
+from qtts.engine.weights.quant import MANY_ROWS
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ HEADROOM_BYTES = 512 * 1024**2  # kept free beside the KV caches (the decoder's 
 @dataclass
 class StreamRequest:
     """One chunk to generate: the talker's inputs as upstream builds them for this text
-    (``upstream.talker_inputs``), and who asked."""
+    (``upstream.calls.talker_inputs``), and who asked."""
 
     inputs_embeds: torch.Tensor  # (1, L, H)
     trailing_text_hidden: torch.Tensor  # (1, T, H)
@@ -314,7 +315,7 @@ class FrameLoop:
 def _batch_invariant(talker: torch.nn.Module) -> bool:
     """Whether every matrix product of a frame is exact per row (qtts's int8 kernel), so
     that rows computed together get the bits they would get alone."""
-    from qtts.engine.quant import Int8Linear
+    from qtts.engine.weights.quant import Int8Linear
 
     modules = [talker.model, talker.codec_head, talker.code_predictor]
     linears = [m for part in modules for m in part.modules()

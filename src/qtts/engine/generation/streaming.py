@@ -1,8 +1,8 @@
 """Streaming: decode frame groups while the talker is still generating.
 
-The talker loop (``engine.talker.LeanTalker``) hands each frame's 16 codes to its
+The talker loop (``generation.talker.LeanTalker``) hands each frame's 16 codes to its
 ``frame_listener`` as soon as the code predictor has made them.  Every few frames the new
-frames are decoded by a ``codec_stream.StreamDecoder``, which carries the decoder's state
+frames are decoded by a ``codec.stream.StreamDecoder``, which carries the decoder's state
 from the reference and from the groups before (the same waveform as one decode of all of
 them), and the waveform is handed out.  The first group is one frame so that audio starts
 early; later groups are larger, where the decoder costs less per frame.
@@ -25,11 +25,11 @@ GROUP = 16  # then groups of 16 frames (1.3 s of audio): the decoder's cost per 
 
 class FrameDecoder:
     """Collects frames and decodes them group by group, carrying the decoder's state from
-    one group to the next (``codec_stream``): the waveform equals a decode of all frames."""
+    one group to the next (``codec.stream``): the waveform equals a decode of all frames."""
 
     def __init__(self, tts: Any, prompt: Voice, eos_id: int, emit: Callable[[np.ndarray], None],
                  first_group: int = FIRST_GROUP, group: int = GROUP) -> None:
-        from qtts.engine.codec_stream import StreamDecoder
+        from qtts.engine.codec.stream import StreamDecoder
 
         self.emit = emit
         self.eos_id = eos_id

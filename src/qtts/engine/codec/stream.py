@@ -11,7 +11,7 @@ what each part carries over:
 - each causal convolution: its last ``(kernel - 1) * dilation`` input samples (in place of
   upstream's zero padding);
 - each overlapping transposed convolution (kernel = 2 x stride): its last input sample
-  (the transposed convolutions run as ordinary ones, ``codec_decoder.prepare_trans_conv``);
+  (the transposed convolutions run as ordinary ones, ``codec.decoder.prepare_trans_conv``);
 - the transformer: its KV cache (a sliding window) and its positions.
 
 A ``DecoderState`` holds them.  A voice's reference is run through the quantizer and the
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from qtts.engine.codec_decoder import convolve
+from qtts.engine.codec.decoder import convolve
 
 # Longer inputs are decoded in pieces of this many frames: the same waveform, and on the
 # 2-core EPYC the fastest size measured (0.63-0.68 s per audio second at 25 frames, 0.9-1.0
@@ -87,7 +87,7 @@ def causal_conv_forward(self: Any, hidden: Any) -> Any:
 
 def trans_conv_forward(self: Any, hidden: Any) -> Any:
     """``Qwen3TTSTokenizerV2CausalTransConvNet.forward`` as one convolution (``self.conv``,
-    made by ``codec_decoder.prepare_trans_conv``) and an interleave.  Where the kernel spans
+    made by ``codec.decoder.prepare_trans_conv``) and an interleave.  Where the kernel spans
     two strides, the previous input sample (zeros at the start, as upstream) completes the
     group's first output window."""
     import torch

@@ -14,7 +14,7 @@ causal for the two-position first step), on rotary tables computed once and a KV
 allocated once per frame.  Sampling follows transformers' order: temperature, top-k, top-p,
 one multinomial draw; argmax when greedy.  The model code itself is untouched.  Where the
 layers' weights are int8 on qtts's kernel, each step's five layers and final norm run in one
-native call instead (``engine.native_stack``).
+native call instead (``generation.native_stack``).
 
 qtts's own loops call ``predict_frame``: where the projection, the heads and the layers are
 all int8 on qtts's kernel, the whole frame (15 codes: projection, layers, head, sampling,
@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from qtts.engine.layers import decoder_layer, signed_sin
+from qtts.engine.generation.layers import decoder_layer, signed_sin
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def predict_frame(predictor: nn.Module, inputs_embeds: torch.Tensor, rows: list[
     """The residual codes after ``inputs_embeds`` = [the talker's last hidden, code 0's
     embedding] (batch, 2, talker width), each row sampled by its ``rows`` entry, or taken
     from ``forced`` (batch, steps) (teacher forcing).  In one native call where the
-    predictor has one (``engine.native_stack.build_frame``); else the lean loop below."""
+    predictor has one (``generation.native_stack.build_frame``); else the lean loop below."""
     steps = len(predictor.lm_head)
     native = predictor.__dict__.get("_qtts_frame") if inputs_embeds.dtype == torch.float32 else None
     if native is not None:
@@ -92,7 +92,8 @@ def predict_frame(predictor: nn.Module, inputs_embeds: torch.Tensor, rows: list[
     embeddings = predictor.get_input_embeddings()
     hiddens = [inputs_embeds[:, 1:2]] + [embeddings[i](codes[..., i:i + 1]).to(inputs_embeds.dtype)
                                          for i in range(steps)]
-    return Frame(codes, torch.cat(hiddens, dim=1).sum(1, keepdim=True), torch.stack(seen, dim=1) if keep_logits else None)
+    return Frame(codes, torch.cat(hiddens, dim=1).sum(1, keepdim=True), torch.stack(seen,
+                                                                                    dim=1) if keep_logits else None)
 
 
 class _Sequences:

@@ -1,7 +1,7 @@
 """One decoder layer of qwen_tts's transformers (talker and code predictor), as both lean
 loops run it: the layer's own modules in upstream's order, its attention on a caller's
 preallocated KV cache, and the projections that share an input fused into one int8 call
-where the fast path fused them (``fuse_projections``; exact, see ``quant.fuse``)."""
+where the fast path fused them (``fuse_projections``; exact, see ``weights.quant.fuse``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from qtts.engine.quant import fuse
+from qtts.engine.weights.quant import fuse
 
 Store = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 # (query, new key, new value) -> attended; for rows whose caches have different lengths
@@ -41,7 +41,7 @@ def decoder_layer(layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin
     embedding together (fewer small ops; the same values to the bit as upstream's): upstream's
     ``x * cos + rotate_half(x) * sin`` is computed as ``x * cos + roll(x, half) * [-sin, sin]``,
     the same products.  ``attend`` (instead of ``store``) attends row by row, each row on its
-    own cache (``engine.batcher``)."""
+    own cache (``generation.batcher``)."""
     attention = layer.self_attn
     batch, span, _ = hidden.shape
     residual = hidden
@@ -81,7 +81,8 @@ def _head_norms(attention: nn.Module, heads: torch.Tensor, query_heads: int) -> 
     weight = attention.__dict__.get(cache_key)
     if weight is None:
         key_heads = heads.shape[2] - query_heads
-        weight = torch.cat((q_norm.weight.detach().expand(query_heads, -1), k_norm.weight.detach().expand(key_heads, -1)))
+        weight = torch.cat((q_norm.weight.detach().expand(query_heads, -1), k_norm.weight.detach().expand(key_heads,
+                                                                                                          -1)))
         attention.__dict__[cache_key] = weight
     input_dtype = heads.dtype
     states = heads.to(torch.float32)

@@ -3,8 +3,9 @@
 Upstream ``Qwen3TTSForConditionalGeneration.generate`` builds the talker's generation
 arguments itself and drops any extra ones, so a ``StoppingCriteria`` cannot be passed
 through ``generate_voice_clone``.  ``guarded`` wraps the talker's ``generate`` on the
-loaded instance once (through ``upstream.wrap_talker_generate``); the wrapper adds the criteria of whichever ``GenerationGuard`` is
-active for the current call (the engine runs one synthesis at a time).
+loaded instance once (through ``upstream.wrap_talker_generate``); the wrapper adds the
+criteria of whichever ``GenerationGuard`` is active for the current call (the engine runs
+one synthesis at a time).
 """
 
 from __future__ import annotations

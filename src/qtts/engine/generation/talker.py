@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from qtts.engine.code_predictor import Sampling, _sample, predict_frame
-from qtts.engine.layers import decoder_layer, signed_sin
-from qtts.engine.prefix_cache import PrefixCache
+from qtts.engine.generation.code_predictor import Sampling, _sample, predict_frame
+from qtts.engine.generation.layers import decoder_layer, signed_sin
+from qtts.engine.generation.prefix_cache import PrefixCache
 
 INITIAL_CAPACITY = 256  # positions beyond the prompt allocated at first; doubled when reached
 
@@ -151,7 +151,8 @@ class LeanTalker:
             positions = (mask.long().cumsum(-1) - 1).masked_fill(~mask, 1)
             hidden = self._layers(inputs, positions, cache, 0, self._prefill_mask(mask))
         if single and not (prefix is not None and len(prefix.inputs) == inputs.shape[1] == shared + 1):
-            self.prefixes.remember(inputs[0], cache.keys[:, 0, :, :inputs.shape[1]], cache.values[:, 0, :, :inputs.shape[1]])
+            self.prefixes.remember(inputs[0], cache.keys[:, 0, :, :inputs.shape[1]], cache.values[:, 0, :,
+                                                                                                  :inputs.shape[1]])
         logits = self.talker.codec_head(hidden)  # every position, as upstream (same GEMM shape: same bits)
         return logits[:, -1, :].to(copy=True, dtype=torch.float32), hidden[:, -1:, :], hidden
 
@@ -181,7 +182,7 @@ class LeanTalker:
     def native_step(self, hidden: torch.Tensor, positions: torch.Tensor, rows: "_CacheRows",
                     begins: list[int]) -> torch.Tensor:
         """One position per row through the talker's layers and final norm in one native call
-        (``engine.native_stack``); row ``b`` attends to its cache from ``begins[b]``."""
+        (``generation.native_stack``); row ``b`` attends to its cache from ``begins[b]``."""
         cos, sin = self._rotary(hidden, positions)
         return self.native.step(hidden, cos, sin, rows.keys, rows.values, begins, rows.starts)
 
@@ -193,7 +194,8 @@ class LeanTalker:
         cos, sin = self.talker.model.rotary_emb(hidden, positions[None].expand(3, -1, -1))
         return cos[0], signed_sin(sin[0])
 
-    def layers(self, hidden: torch.Tensor, positions: torch.Tensor, attention_of: Callable[[int], dict]) -> torch.Tensor:
+    def layers(self, hidden: torch.Tensor, positions: torch.Tensor, attention_of: Callable[[int],
+                                                                                           dict]) -> torch.Tensor:
         """The talker's layers and final norm; ``attention_of(layer index)`` gives the layer's
         ``store`` and ``mask``, or its ``attend`` (``layers.decoder_layer``)."""
         model = self.talker.model
@@ -291,7 +293,8 @@ class _KVCache:
         return _CacheRows([self.keys[:, b] for b in range(batch)], [self.values[:, b] for b in range(batch)],
                           [start] * batch)
 
-    def store(self, layer: int, start: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def store(self, layer: int, start: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor,
+                                                                                             torch.Tensor]:
         end = start + key.shape[2]
         self.keys[layer, :, :, start:end] = key
         self.values[layer, :, :, start:end] = value
