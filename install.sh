@@ -26,6 +26,7 @@ system="$(uname -s)"
 machine="$(uname -m)"
 missing=()
 command -v g++ >/dev/null || command -v c++ >/dev/null || missing+=(g++)
+command -v rubberband >/dev/null || missing+=(rubberband-cli)  # --speed keeps the pitch (librosa without it)
 # The test suite's servers and tools; QTTS_INSTALL_TEST_SERVERS=0 skips them (qtts itself needs none).
 if [ "${QTTS_INSTALL_TEST_SERVERS:-1}" != 0 ]; then
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -34,6 +35,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v pulseaudio >/dev/null || missing+=(pulseaudio)  # 'speak --play' is tested into a null sink
 command -v paplay >/dev/null || missing+=(pulseaudio-utils)
 command -v clang++ >/dev/null || missing+=(clang)  # the kernels are also compiled with clang (macOS's family)
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)  # a real speech recording for the web page's microphone test
 fi
 if [ "$system" = Linux ] && [ "$machine" = x86_64 ] && [ "${QTTS_INSTALL_TEST_SERVERS:-1}" != 0 ]; then
   command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
@@ -43,7 +45,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$system" = Linux ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "install.sh: not installed: ${missing[*]} (Debian: apt-get install ${missing[*]}; macOS: brew install redis postgresql; brew install --cask chromium). The tests that need them will say so." >&2
+    echo "install.sh: not installed: ${missing[*]} (Debian: apt-get install ${missing[*]}; macOS: brew install rubberband redis postgresql; brew install --cask chromium). The tests that need them will say so." >&2
   fi
 fi
 

@@ -22,6 +22,7 @@ from typing import Any
 from qtts import audio as audio_mod
 from qtts.errors import BadInput, QttsError
 from qtts.files import write_atomic
+from qtts.subtitles import write_subtitles
 
 ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 MANIFEST = "manifest.jsonl"
@@ -161,8 +162,9 @@ class BatchReport:
 
 
 def run_batch(items: list[BatchItem | BadLine], out_dir: Path, default_format: str, synthesize: Synthesize,
-              on_item: Callable[[str], None] | None = None) -> BatchReport:
-    """Synthesize every item not yet done; record each outcome in the manifest."""
+              on_item: Callable[[str], None] | None = None, subtitle_format: str | None = None) -> BatchReport:
+    """Synthesize every item not yet done; record each outcome in the manifest.  With
+    ``subtitle_format`` (srt, vtt), each item's subtitles are written beside its audio."""
     out_dir.mkdir(parents=True, exist_ok=True)
     done = finished_ids(out_dir)
     reported = {r.get("line") for r in _manifest_records(out_dir) if r.get("status") == "invalid"}
@@ -183,6 +185,8 @@ def run_batch(items: list[BatchItem | BadLine], out_dir: Path, default_format: s
         started = time.perf_counter()
         try:
             data, summary = synthesize(item)
+            if subtitle_format is not None:  # first, so that a written audio file means a complete item
+                write_subtitles(out_dir / f"{item.id}.{subtitle_format}", summary.get("chunks", []), subtitle_format)
             write_atomic(out_dir / name, data)
         except QttsError as exc:
             report.failed += 1

@@ -38,7 +38,7 @@ def run_checks(settings: Settings) -> list[Check]:
     checks += [_package(dist, module) for dist, module in
                (("transformers", "transformers"), ("accelerate", "accelerate"), ("qwen-tts", "qwen_tts"))]
     checks += [_upstream(), _torchaudio(), _cpu(), _precision(settings), *_model_and_memory(settings), _disk(),
-               _sox(), _voices(settings)]
+               _sox(), _speed(), _voices(settings)]
     return checks
 
 
@@ -196,6 +196,15 @@ def _sox() -> Check:
         return Check("sox", "ok", path)
     return Check("sox", "ok", "not installed (not needed)",
                  "qwen_tts prints a SoX warning on import; qtts hides it. apt-get install sox silences it for good")
+
+
+def _speed() -> Check:
+    from qtts.stretch import method
+
+    if method() == "rubberband":
+        return Check("speed", "ok", "--speed through Rubber Band (pitch kept; chosen by measurement)")
+    return Check("speed", "warn", "--speed through librosa's phase vocoder (smears harmonics): rubberband is missing",
+                 "apt-get install rubberband-cli (Debian), brew install rubberband (macOS)")
 
 
 def _voices(settings: Settings) -> Check:

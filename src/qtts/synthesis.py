@@ -7,95 +7,27 @@ before the model loads, so bad input fails in milliseconds, not after a 10 s loa
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qtts import audio as audio_mod
+from qtts import numbers, rendering
 from qtts.errors import BadInput, TooLarge
 from qtts.files import write_atomic
-from qtts.hub import CUSTOM_VOICE, ResolvedModel, check_language, resolve_model
+from qtts.hub import ResolvedModel, check_language, resolve_model
 from qtts.model_kinds import check_fits
+from qtts.parts import Part, speech_parts, split_parts
+from qtts.request import MAX_INSTRUCT_CHARS, SpeakRequest, check_numbers
 from qtts.settings import MAX_SEED, Settings
 from qtts.text import is_speakable, normalize_text
 from qtts.voices import VoiceLibrary, validate_voice_id
 
 if TYPE_CHECKING:
-    from qtts.engine.core import ChunkAudio, Engine, ProgressCallback, SynthesisOptions
+    from qtts.engine.core import ChunkAudio, Engine, ProgressCallback
     from qtts.engine.prompts import Voice
-
-
-MAX_INSTRUCT_CHARS = 1000  # a style or a voice description is a sentence or two
-
-
-@dataclass(frozen=True)
-class VoiceSource:
-    """Who speaks: a library voice or an ad-hoc reference clip (path or bytes) with its
-    transcript (Base models), or a preset ``speaker`` (CustomVoice models).  A VoiceDesign
-    model's voice is the request's ``instruct``, so its source is empty."""
-
-    voice_id: str | None = None
-    ref_audio: Path | bytes | None = None
-    ref_text: str | None = None
-    x_vector_only: bool = False
-    speaker: str | None = None
-
-    @property
-    def cloned(self) -> bool:
-        return bool(self.voice_id) or self.ref_audio is not None
-
-
-@dataclass(frozen=True)
-class SpeakRequest:
-    text: str
-    voice: VoiceSource
-    language: str = Settings.language  # every default is written once, in settings.Settings
-    output_format: str = "wav"
-    split_max_chars: int = Settings.split_max_chars
-    timeout_s: float = 0.0
-    seed: int | None = None
-    temperature: float | None = None
-    top_k: int | None = None
-    top_p: float | None = None
-    repetition_penalty: float | None = None
-    greedy: bool = False
-    max_frames: int | None = None
-    sentence_chunks: bool = False  # one sentence per chunk, for streaming
-    batch_size: int = Settings.batch_size  # chunks generated together
-    instruct: str | None = None  # CustomVoice 1.7B: a speaking style; VoiceDesign: the voice described
-    model_id: str | None = None  # None: the settings' model (a server may serve several)
-
-    def options(self) -> "SynthesisOptions":
-        from qtts.engine.core import SynthesisOptions
-
-        return SynthesisOptions(
-            language=self.language, seed=self.seed, timeout_s=self.timeout_s,
-            split_max_chars=self.split_max_chars, max_frames=self.max_frames,
-            pack_sentences=not self.sentence_chunks, batch_size=self.batch_size,
-            do_sample=False if self.greedy else None, temperature=self.temperature, top_k=self.top_k,
-            top_p=self.top_p, repetition_penalty=self.repetition_penalty,
-        )
-
-
-def build_request(settings: Settings, text: str, voice: VoiceSource, **given: Any) -> SpeakRequest:
-    """The one place a request is made: what the caller gave (a flag, an HTTP field, a batch
-    line; None means not given) over the settings (environment, config file, defaults)."""
-    from_settings = {"language": settings.language, "split_max_chars": settings.split_max_chars,
-                     "timeout_s": settings.timeout_s, "batch_size": settings.batch_size}
-    return SpeakRequest(text=text, voice=voice, **{**from_settings, **{k: v for k,
-                                                                       v in given.items() if v is not None}})
-
-
-def voice_source(voice: str | None, model: ResolvedModel) -> VoiceSource:
-    """A voice named by one string (an HTTP ``voice`` field, a batch line's ``voice``) as the
-    model reads it: a preset speaker on CustomVoice models, a library voice otherwise (which a
-    VoiceDesign model then refuses: its voice is the instruction)."""
-    if model.tts_model_type == CUSTOM_VOICE:
-        return VoiceSource(speaker=voice)
-    return VoiceSource(voice_id=voice)
 
 
 def model_of(settings: Settings, request: SpeakRequest) -> str:
@@ -125,6 +57,19 @@ def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRe
                        hint="split it into several requests, or raise QTTS_MAX_TEXT_CHARS")
     audio_mod.check_format(request.output_format)
     check_numbers(request)
+    request = replace(request, text=text)
+    speech = speech_parts(split_parts(request))  # a malformed tag is bad input here
+    if not speech:
+        raise BadInput("the text has nothing to speak between its pauses and tags",
+                       hint="add some words, or pass --no-markup to read the tags as text")
+    for part in speech:
+        _check_voice(library, part, model)
+    instruct = normalize_text(request.instruct) if request.instruct else None
+    return replace(request, text=text, instruct=instruct or None)
+
+
+def _check_voice(library: VoiceLibrary, request: SpeakRequest, model: ResolvedModel | None) -> None:
+    """The voice of a request (or of one of its parts, after a markup switch)."""
     if model is not None:
         check_against_model(request, model)
     voice = request.voice
@@ -146,32 +91,6 @@ def validate_request(settings: Settings, library: VoiceLibrary, request: SpeakRe
     elif not voice.speaker and not (request.instruct or "").strip():
         raise BadInput("no voice given", hint="pass --voice-id (see 'qtts clone list') or --ref-audio with --ref-text; "
                        "--speaker on CustomVoice models; --instruct on VoiceDesign models")
-    instruct = normalize_text(request.instruct) if request.instruct else None
-    return replace(request, text=text, instruct=instruct or None)
-
-
-# Sampling settings a request may carry: (low, high, low_open); finite always.
-SAMPLING_LIMITS = {"temperature": (0.0, 100.0, True), "top_p": (0.0, 1.0, True), "top_k": (1, 100_000, False),
-                   "repetition_penalty": (1.0, 100.0, False), "max_frames": (2, 8192, False)}
-
-
-def check_numbers(request: SpeakRequest) -> None:
-    """Every number of a request finite and in range, whichever adapter made it (a flag, an
-    HTTP field, a batch line): bad input here, never a torch traceback later."""
-    from qtts.settings import check_number
-
-    check_number("timeout_s", request.timeout_s, "timeout")
-    check_number("split_max_chars", request.split_max_chars, "split_max_chars")
-    check_number("batch_size", request.batch_size, "batch_size")
-    for name, (low, high, low_open) in SAMPLING_LIMITS.items():
-        value = getattr(request, name)
-        if value is None:
-            continue
-        inside = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
-        if not inside:
-            bound = f"more than {low:g} and at most {high:g}" if low_open else f"{low:g}-{high:g}"
-            raise BadInput(f"{name} {value} is out of range: it must be {bound}",
-                           hint=f"pass a {name.replace('_', ' ')} of {bound}")
 
 
 def load_reference(settings: Settings, ref_audio: Path | bytes) -> audio_mod.Audio:
@@ -223,12 +142,15 @@ def synthesize_request(
     should_cancel: Callable[[], bool] | None = None,
     on_frames: "ProgressCallback | None" = None,
 ) -> tuple[bytes, dict[str, Any]]:
-    """Synthesize a validated request with a loaded engine; return (encoded audio, summary)."""
+    """Synthesize a validated request with a loaded engine; return (encoded audio, summary).
+    The summary's chunks carry their place in the audio (``start``, ``end``: subtitles)."""
     say = progress or (lambda _message: None)
     started = time.perf_counter()
-    prompt = voice_for(engine, library, request)
+    parts = split_parts(request)
+    prompt_for = prompts_for(engine, library, parts)
     voiced = time.perf_counter()
     frame_times: list[float] = []
+    _say_numbers(request, say)
 
     def frames(chunk: int, chunks: int, made: int, cap: int) -> None:
         frame_times.append(time.perf_counter())
@@ -242,24 +164,55 @@ def synthesize_request(
         if on_chunk is not None:
             on_chunk(chunk.index + 1, chunk.total)
 
-    result = engine.synthesize(request.text, prompt, request.options(), on_chunk=report, on_progress=frames,
-                               should_cancel=should_cancel)
+    samples, placed = rendering.render(engine, parts, prompt_for, request.speed, on_chunk=report,
+                                       on_progress=frames, should_cancel=should_cancel)
+    audio = audio_mod.Audio(samples, engine.sample_rate)
     synthesized = time.perf_counter()
-    data = audio_mod.encode(result.audio, request.output_format)
+    data = audio_mod.encode(audio, request.output_format)
     elapsed = time.perf_counter() - started
     summary = {
         "model_id": engine.model.model_id,
         "format": request.output_format,
-        "sample_rate": result.audio.sample_rate,
-        "audio_seconds": round(result.audio.duration_s, 3),
+        "sample_rate": audio.sample_rate,
+        "audio_seconds": round(audio.duration_s, 3),
         "elapsed_seconds": round(elapsed, 3),
-        "rtf": round(elapsed / result.audio.duration_s, 3) if result.audio.duration_s else None,
+        "rtf": round(elapsed / audio.duration_s, 3) if audio.duration_s else None,
         "load_seconds": round(engine.load_seconds, 3),
-        "chunks": [{"text": c.text, "frames": c.frames, "seconds": round(c.elapsed_s, 3),
-                    "retried": c.retried, "runaway": c.runaway} for c in result.chunks],
+        "chunks": [_chunk_entry(p) for p in placed],
         "timings": _timings(started, voiced, frame_times, synthesized, elapsed),
     }
     return data, summary
+
+
+def _chunk_entry(placed: "rendering.Placed") -> dict[str, Any]:
+    chunk = placed.chunk
+    entry = {"text": chunk.text, "start": round(placed.start_s, 3), "end": round(placed.end_s, 3),
+             "frames": chunk.frames, "seconds": round(chunk.elapsed_s, 3), "retried": chunk.retried,
+             "runaway": chunk.runaway}
+    if chunk.spoken is not None:
+        entry["spoken"] = chunk.spoken
+    return entry
+
+
+def prompts_for(engine: "Engine", library: VoiceLibrary, parts: list[Part]) -> Callable[[SpeakRequest], "Voice"]:
+    """Each part's voice, made once per distinct voice and style (before synthesis starts, so
+    that a bad voice fails first)."""
+    made: dict[Any, Voice] = {}
+
+    def key(request: SpeakRequest) -> Any:
+        voice = request.voice
+        return (voice.voice_id, id(voice.ref_audio), voice.ref_text, voice.x_vector_only, voice.speaker,
+                request.instruct)
+
+    for part in speech_parts(parts):
+        if key(part) not in made:
+            made[key(part)] = voice_for(engine, library, part)
+    return lambda request: made[key(request)]
+
+
+def _say_numbers(request: SpeakRequest, say: Progress) -> None:
+    if request.read_numbers and not numbers.supported(request.language):
+        say(f"--read-numbers: numbers are not rewritten for {request.language}; the text is read as it is")
 
 
 def _timings(started: float, voiced: float, frame_times: list[float], synthesized: float,
@@ -334,16 +287,19 @@ def check_streamable(request: SpeakRequest) -> None:
 def stream_request(engine: "Engine", library: VoiceLibrary, request: SpeakRequest, write: Callable[[bytes], None],
                    should_cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Synthesize a validated request with a loaded engine, handing ``pcm``/``wav`` bytes to
-    ``write`` as frame groups are decoded; return the summary."""
+    ``write`` as frame groups are decoded (chunk by chunk at another speed); return the
+    summary."""
     check_streamable(request)
-    prompt = voice_for(engine, library, request)
+    parts = split_parts(request)
+    prompt_for = prompts_for(engine, library, parts)
     started = time.perf_counter()
     first_audio = None
     samples = 0
     if request.output_format == "wav":
         write(audio_mod.wav_stream_header(engine.sample_rate))
-    for piece in engine.stream(request.text, prompt, request.options(), should_cancel=should_cancel):
-        if first_audio is None:
+    for piece, _chunk in rendering.pieces(engine, parts, prompt_for, request.speed, frame_groups=True,
+                                          should_cancel=should_cancel):
+        if first_audio is None and len(piece):
             first_audio = time.perf_counter() - started
         samples += len(piece)
         write(audio_mod.encode(audio_mod.Audio(piece), "pcm"))
@@ -353,40 +309,3 @@ def stream_request(engine: "Engine", library: VoiceLibrary, request: SpeakReques
             "audio_seconds": round(seconds, 3), "elapsed_seconds": round(elapsed, 3),
             "rtf": round(elapsed / seconds, 3) if seconds else None, "load_seconds": round(engine.load_seconds, 3),
             "time_to_first_audio_seconds": round(first_audio, 3) if first_audio is not None else None}
-
-
-def request_to_dict(request: SpeakRequest) -> dict[str, Any]:
-    """JSON-safe form of a request (a job's record, the resident engine's call): a reference
-    clip in memory travels as base64, one on disk by its absolute path."""
-    import base64
-
-    values = asdict(request)
-    voice = request.voice
-    values["voice"] = {"voice_id": voice.voice_id, "ref_text": voice.ref_text, "x_vector_only": voice.x_vector_only,
-                       "speaker": voice.speaker}
-    if isinstance(voice.ref_audio, (bytes, bytearray)):
-        values["voice"]["ref_audio_b64"] = base64.b64encode(voice.ref_audio).decode("ascii")
-    elif voice.ref_audio is not None:
-        values["voice"]["ref_audio_path"] = str(Path(voice.ref_audio).absolute())
-    return values
-
-
-def request_from_dict(values: dict[str, Any]) -> SpeakRequest:
-    """The inverse of ``request_to_dict``; a body of the wrong shape is bad input."""
-    import base64
-    from dataclasses import fields
-
-    try:
-        voice_values = dict(values.get("voice") or {})
-        ref_audio: Path | bytes | None = None
-        if voice_values.get("ref_audio_b64"):
-            ref_audio = base64.b64decode(voice_values["ref_audio_b64"])
-        elif voice_values.get("ref_audio_path"):
-            ref_audio = Path(voice_values["ref_audio_path"])
-        voice = VoiceSource(voice_id=voice_values.get("voice_id"), ref_audio=ref_audio,
-                            ref_text=voice_values.get("ref_text"),
-                            x_vector_only=bool(voice_values.get("x_vector_only")), speaker=voice_values.get("speaker"))
-        known = {f.name for f in fields(SpeakRequest)} - {"voice"}
-        return SpeakRequest(voice=voice, **{k: v for k, v in values.items() if k in known})
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise BadInput(f"malformed request: {exc}", hint="the client and the server differ in version?") from exc

@@ -66,7 +66,7 @@ def split_text(text: str, max_chars: int, pack: bool = True, language: str = "Au
 def _sentences(text: str, language: str) -> Iterator[Span]:
     import sentencex
 
-    code = _LANGUAGE_CODES.get(language.lower()) or _guess_language(text)
+    code = _LANGUAGE_CODES.get(language.lower()) or guess_language(text)
     position = 0
     for sentence in sentencex.segment(code, text):
         start = text.find(sentence, position)
@@ -87,7 +87,7 @@ def _trimmed(text: str, start: int, end: int) -> Iterator[Span]:
         yield start, end
 
 
-def _guess_language(text: str) -> str:
+def guess_language(text: str) -> str:
     """A sentencex code from the script most of the letters are in (for language "Auto")."""
     counts = {"ko": 0, "ja": 0, "zh": 0, "ru": 0, "en": 0}
     for ch in text:

@@ -90,7 +90,6 @@ class VoiceLibrary:
 
     def _store(self, voice_id: str, reference: audio_mod.Audio, ref_text: str | None, x_vector_only: bool,
                created_with: str, prompt: VoicePrompt | None, description: str = "") -> VoiceInfo:
-        target = self._dir(voice_id)
         info = VoiceInfo(
             voice_id=voice_id,
             mode="x_vector" if x_vector_only else "icl",
@@ -101,11 +100,23 @@ class VoiceLibrary:
             families=(prompt.family,) if prompt is not None else (),
             description=description,
         )
+        return self._commit(voice_id, reference, info, [prompt] if prompt is not None else [])
+
+    def add_with_prompts(self, voice_id: str, reference: audio_mod.Audio, info: VoiceInfo,
+                         prompts: list[VoicePrompt], overwrite: bool = False) -> VoiceInfo:
+        """Store a voice whose prompts were derived elsewhere (an imported voice file)."""
+        self.check_free(voice_id, overwrite)
+        return self._commit(voice_id, reference, info, prompts)
+
+    def _commit(self, voice_id: str, reference: audio_mod.Audio, info: VoiceInfo,
+                prompts: list[VoicePrompt]) -> VoiceInfo:
+        """Write the voice into a staging directory, then rename it into place in one step."""
+        target = self._dir(voice_id)
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{voice_id}.", dir=self.root))
         try:
             (staging / "reference.wav").write_bytes(audio_mod.encode(reference, "wav"))
-            if prompt is not None:
+            for prompt in prompts:
                 prompt.save(staging / f"prompt.{prompt.family}.safetensors")
             _write_meta(staging, info)
             os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700

@@ -44,8 +44,7 @@ def service_url(service_settings: Settings, tiny_engine, library_voice: str):
         yield url
 
 
-@pytest.fixture()
-def browser():
+def _chromium(*extra_args: str):  # noqa: ANN202
     from playwright.sync_api import sync_playwright
 
     from tests.integration.servers import require
@@ -55,9 +54,42 @@ def browser():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", *extra_args])
         yield browser
         browser.close()
+
+
+@pytest.fixture()
+def browser():
+    yield from _chromium()
+
+
+@pytest.fixture(scope="session")
+def spoken_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real speech recording (espeak-ng), 48 kHz mono 16-bit: what a microphone would give."""
+    import subprocess
+
+    import soundfile as sf
+    import soxr
+
+    from tests.integration.servers import require
+
+    require("espeak-ng", shutil.which("espeak-ng"))
+    folder = tmp_path_factory.mktemp("speech")
+    raw = folder / "espeak.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw),
+                    "This is my voice, recorded in the browser for a new clone."], check=True)
+    samples, rate = sf.read(raw, dtype="float32")
+    path = folder / "speech.wav"
+    sf.write(path, soxr.resample(samples, rate, 48000), 48000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture()
+def microphone_browser(spoken_recording: Path):
+    """Chromium whose microphone plays ``spoken_recording`` (and asks no permission)."""
+    yield from _chromium("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                         f"--use-file-for-fake-audio-capture={spoken_recording}")
 
 
 @pytest.fixture()

@@ -22,6 +22,7 @@ INSTALL_HINTS = {
     "redis-server": "Debian: ./install.sh installs it (apt-get install redis-server); macOS: brew install redis",
     "postgresql": "Debian: ./install.sh installs it (apt-get install postgresql); macOS: brew install postgresql",
     "chromium": "Debian: ./install.sh installs it (apt-get install chromium); macOS: brew install --cask chromium",
+    "espeak-ng": "Debian: ./install.sh installs it (apt-get install espeak-ng); macOS: brew install espeak-ng",
 }
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from qtts.jobs.job import FAILED, RUNNING, SUCCEEDED
 from qtts.jobs.queue import JobQueue
-from qtts.synthesis import SpeakRequest, VoiceSource
+from qtts.request import SpeakRequest, VoiceSource
 from tests.integration.servers import (
     all_final,
     free_port,

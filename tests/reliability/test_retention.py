@@ -10,7 +10,7 @@ import pytest
 
 from qtts.jobs.job import SUCCEEDED
 from qtts.jobs.queue import JobQueue
-from qtts.synthesis import SpeakRequest, VoiceSource
+from qtts.request import SpeakRequest, VoiceSource
 from tests.integration.helpers import run
 from tests.integration.servers import redis_server
 

@@ -63,7 +63,7 @@ def test_home_flag_moves_the_voice_library(tmp_path):
 
 
 def test_a_request_takes_what_was_given_over_the_settings():
-    from qtts.synthesis import VoiceSource, build_request
+    from qtts.request import VoiceSource, build_request
 
     settings = Settings.resolve({"language": "German", "split_max_chars": 80, "batch_size": 2}, environ={})
     request = build_request(settings, "Hallo.", VoiceSource(voice_id="v"), language=None, split_max_chars=None,

@@ -11,6 +11,8 @@ import click
 
 from qtts.cli.options import (
     engine_option,
+    expressive_options,
+    expressive_values,
     format_option,
     info,
     language_option,
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
 @format_option(help="Format for items that name none: wav flac mp3 ogg opus pcm.")
 @seed_option
 @click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Cap on frames per chunk.")
+@expressive_options
+@click.option("--subtitles", "subtitle_format", type=click.Choice(["srt", "vtt"]), default=None,
+              help="Also write each item's subtitles beside its audio (ID.srt or ID.vtt).")
 @click.option("--via-queue", is_flag=True, help="Submit to a running 'qtts serve' instead of loading the model here.")
 @click.option("--server", default=None, help="With --via-queue: server URL. Env QTTS_SERVER_URL.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
@@ -45,20 +50,15 @@ if TYPE_CHECKING:
 @with_settings
 def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | None, speaker: str | None,
           instruct: str | None, language: str | None, fmt: str,
-          seed: int | None, max_frames: int | None, via_queue: bool, server: str | None, as_json: bool) -> None:
+          seed: int | None, max_frames: int | None, speed: float | None, no_markup: bool, read_numbers: bool,
+          subtitle_format: str | None, via_queue: bool, server: str | None, as_json: bool) -> None:
     """Synthesize every line of INPUT into OUT-DIR; rerun to resume after a failure."""
     from tqdm import tqdm
 
     from qtts import audio as audio_mod
     from qtts.batch import BatchItem, read_items, run_batch
-    from qtts.synthesis import (
-        SpeakRequest,
-        VoiceSource,
-        build_request,
-        synthesize_request,
-        validate_request,
-        voice_source,
-    )
+    from qtts.request import SpeakRequest, VoiceSource, build_request, voice_source
+    from qtts.synthesis import synthesize_request, validate_request
     from qtts.voices import VoiceLibrary
 
     audio_mod.check_format(fmt)
@@ -76,7 +76,7 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
             voice = VoiceSource(voice_id=item.voice or voice_id)
         return build_request(settings, item.text, voice, instruct=instruct,
                              language=item.language or language, output_format=item.format or fmt, seed=seed,
-                             max_frames=max_frames)
+                             max_frames=max_frames, **expressive_values(speed, no_markup, read_numbers))
 
     if via_queue:
         synthesize = _via_queue(settings.replace(server_url=server) if server else settings, request_for)
@@ -114,7 +114,7 @@ def batch(settings: Settings, input_path: Path, out_dir: Path, voice_id: str | N
         def note(message: str) -> None:
             bar.write(message, file=sys.stderr)
 
-        report = run_batch(items, out_dir, fmt, step, on_item=note)
+        report = run_batch(items, out_dir, fmt, step, on_item=note, subtitle_format=subtitle_format)
     summary = {"ok": report.ok, "failed": report.failed, "skipped": report.skipped, "invalid": report.invalid,
                "manifest": str(out_dir / "manifest.jsonl")}
     info(f"{report.ok} done, {report.skipped} already done, {report.failed} failed, {report.invalid} invalid lines "
@@ -135,7 +135,8 @@ def _via_queue(settings: Settings, request_for):  # noqa: ANN001, ANN202
         request = request_for(item)
         body = {"input": request.text, "voice": request.voice.voice_id or request.voice.speaker,
                 "instructions": request.instruct, "language": request.language,
-                "response_format": request.output_format, "seed": request.seed, "max_frames": request.max_frames}
+                "response_format": request.output_format, "seed": request.seed, "max_frames": request.max_frames,
+                "speed": request.speed, "markup": request.markup, "read_numbers": request.read_numbers}
         job = client.submit({k: v for k, v in body.items() if v is not None})
         while job["status"] in ("queued", "running"):
             time.sleep(0.5)

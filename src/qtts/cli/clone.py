@@ -21,7 +21,7 @@ from qtts.voices import VoiceInfo, VoiceLibrary
 
 @click.group()
 def clone() -> None:
-    """Create, list, show and delete cloned voices."""
+    """Create, list, show, export, import and delete cloned voices."""
 
 
 @clone.command("create")
@@ -117,6 +117,44 @@ def show(ctx: click.Context, voice_id: str, as_json: bool) -> None:
         return
     for key, value in voice.to_dict().items():
         click.echo(f"{key}: {value}")
+
+
+@clone.command("export")
+@click.argument("voice_id")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def export(ctx: click.Context, voice_id: str, file: Path) -> None:
+    """Write a voice to one FILE (its clip, transcript and derived prompts) to carry it to
+    another machine: 'qtts clone import FILE' there."""
+    from qtts.files import write_atomic
+    from qtts.voice_archive import export_voice
+
+    data = export_voice(VoiceLibrary(settings_from(ctx).voices_dir), voice_id)
+    write_atomic(file, data)
+    info(f"exported voice {voice_id!r} to {file} ({len(data) / 1024:.0f} KiB)")
+
+
+@clone.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--voice-id", default=None, help="Store it under this id (default: the id it was exported with).")
+@click.option("--force", is_flag=True, help="Replace an existing voice with this id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the voice as JSON on stdout.")
+@click.pass_context
+def import_(ctx: click.Context, file: Path, voice_id: str | None, force: bool, as_json: bool) -> None:
+    """Add a voice from a FILE written by 'qtts clone export'."""
+    from qtts.errors import TooLarge
+    from qtts.voice_archive import MAX_ARCHIVE_BYTES, import_voice
+
+    settings = settings_from(ctx)
+    if file.stat().st_size > MAX_ARCHIVE_BYTES:
+        raise TooLarge(f"{file} is over {MAX_ARCHIVE_BYTES // (1024 * 1024)} MiB: not a voice file",
+                       hint="pass a file written by 'qtts clone export'")
+    voice = import_voice(VoiceLibrary(settings.voices_dir), file.read_bytes(), voice_id, force,
+                         settings.max_reference_s)
+    info(f"imported voice {voice.voice_id!r} ({voice.mode}, {voice.duration_s:.1f} s reference, "
+         f"prompts for {', '.join(voice.families) or 'no model yet'})")
+    if as_json:
+        print_json(voice.to_dict())
 
 
 @clone.command("delete")

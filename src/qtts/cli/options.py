@@ -13,6 +13,7 @@ import click
 
 from qtts import cpu
 from qtts.errors import BadInput
+from qtts.request import SPEED_RANGE
 from qtts.settings import ATTENTION, MAX_SEED, PRECISIONS, Settings
 
 MODEL_OPTION_NAMES = ("model_id", "precision", "decoder_precision", "cpu_threads", "attn_implementation",
@@ -129,6 +130,29 @@ def language_option(help: str = "Language name, or Auto (default: QTTS_LANGUAGE,
 
 def format_option(default: str | None = "wav", help: str = "Audio format: wav flac mp3 ogg opus pcm.") -> Any:  # noqa: A002
     return click.option("--format", "fmt", default=default, show_default=default is not None, help=help)
+
+
+def expressive_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--speed, --no-markup and --read-numbers: how the text is read (speak, batch)."""
+    low, high = SPEED_RANGE
+    decorators = [
+        click.option("--speed", type=FiniteFloat(min=low, max=high), default=None,
+                     help=f"Speaking rate, pitch unchanged ({low:g}-{high:g}; default 1)."),
+        click.option("--no-markup", is_flag=True,
+                     help="Read [pause:500ms], <break time=.../>, [speaker: ...], [style: ...] and [voice: ...] "
+                     "as text instead of obeying them."),
+        click.option("--read-numbers", is_flag=True,
+                     help="Rewrite digits, decimals, ordinals, years, times, currency and percentages as words "
+                     "in the text's language before speaking (default: the model reads them)."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def expressive_values(speed: float | None, no_markup: bool, read_numbers: bool) -> dict[str, Any]:
+    """The request fields the expressive flags give (None where a flag was not given)."""
+    return {"speed": speed, "markup": False if no_markup else None, "read_numbers": True if read_numbers else None}
 
 
 def seed_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,9 +10,12 @@ from typing import Any
 import click
 
 from qtts import audio as audio_mod
+from qtts import subtitles
 from qtts.cli.options import (
     FiniteFloat,
     engine_option,
+    expressive_options,
+    expressive_values,
     format_option,
     language_option,
     model_options,
@@ -26,16 +29,10 @@ from qtts.cli.options import (
 )
 from qtts.cli.progress import SynthesisProgress
 from qtts.errors import BadInput
+from qtts.request import SpeakRequest, VoiceSource, build_request
 from qtts.settings import Settings
-from qtts.synthesis import (
-    SpeakRequest,
-    VoiceSource,
-    build_request,
-    check_streamable,
-    prepare,
-    speak_to_file,
-    stream_to,
-)
+from qtts.subtitles import write_subtitles
+from qtts.synthesis import check_streamable, prepare, speak_to_file, stream_to
 
 
 @click.command()
@@ -67,7 +64,11 @@ from qtts.synthesis import (
 @click.option("--batch-size", type=click.IntRange(1, 16), default=None,
               help="Chunks generated together (faster for long texts, more memory; default 4, "
               "env QTTS_BATCH_SIZE). The memory pre-check counts them.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@expressive_options
+@click.option("--subtitles", "subtitles_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write subtitles timed from the chunks as synthesized (.srt or .vtt).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout (with each chunk's start "
+              "and end in seconds).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr (errors still).")
 @model_options
 @engine_option
@@ -77,8 +78,8 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
           instruct: str | None, language: str | None, out: str | None, play: bool,
           fmt: str | None, split_max_chars: int | None, timeout_s: float | None, seed: int | None,
           temperature: float | None, top_k: int | None, top_p: float | None, repetition_penalty: float | None,
-          greedy: bool, max_frames: int | None, stream: bool, batch_size: int | None, as_json: bool,
-          quiet: bool) -> None:
+          greedy: bool, max_frames: int | None, stream: bool, batch_size: int | None, speed: float | None,
+          no_markup: bool, read_numbers: bool, subtitles_path: Path | None, as_json: bool, quiet: bool) -> None:
     """Synthesize TEXT in a cloned voice, a preset speaker, or a described voice.
 
     \b
@@ -86,6 +87,8 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
     echo "Hello" | qtts speak --voice-id me --out - > hello.wav
     qtts speak --model-id 1.7b-custom --speaker ryan --instruct "cheerful" --text "Hi!" --out hi.wav
     qtts speak --model-id 1.7b-design --instruct "a calm older man" --text "Hi!" --out hi.wav
+    qtts speak --voice-id me --speed 0.9 --subtitles talk.srt --out talk.wav \\
+        --text "First part. [pause:1s] Second part."
     """
     to_stdout = out == "-"
     if out is None and not play:
@@ -95,6 +98,10 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
                        hint="drop --stream and --out - (--out FILE also keeps a file)")
     if stream and not to_stdout:
         raise BadInput("--stream writes to stdout", hint="use --out - (and --format pcm or wav)")
+    if subtitles_path is not None:
+        if stream or play:
+            raise BadInput("--subtitles times the chunks of a whole file", hint="drop --stream and --play")
+        subtitle_format = subtitles.format_of(subtitles_path)
     if to_stdout and as_json:
         raise BadInput("--json and --out - both want stdout", hint="write the audio to a file with --out FILE")
     if to_stdout or out is None:
@@ -113,6 +120,7 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
         instruct=instruct, language=language, output_format=output_format, split_max_chars=split_max_chars,
         timeout_s=timeout_s, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
         repetition_penalty=repetition_penalty, greedy=greedy, max_frames=max_frames,
+        **expressive_values(speed, no_markup, read_numbers),
     )
 
     watch = SynthesisProgress(quiet)
@@ -146,6 +154,9 @@ def speak(settings: Settings, text_arg: str | None, text: str | None, text_file:
         summary.pop("audio_bytes", None)
     progress(f"{summary['audio_seconds']:.2f} s of audio in {summary['elapsed_seconds']:.2f} s "
              f"(RTF {summary['rtf']:.2f}, {where})" + ("" if to_stdout else f" -> {out}"))
+    if subtitles_path is not None:
+        write_subtitles(subtitles_path, summary["chunks"], subtitle_format)
+        summary["subtitles"] = str(subtitles_path)
     if as_json:
         print_json(summary)
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from qtts.engine.upstream import calls
 from qtts.errors import BadInput, Cancelled, MemoryShortage, SynthesisTimeout, TooLarge
 from qtts.hub import ResolvedModel, check_language, expand_alias, resolve_model
 from qtts.model_kinds import check_fits
+from qtts.numbers import spoken_numbers
 from qtts.settings import FALLBACK_MODEL_ID, Settings
 from qtts.text import estimate_seconds, split_text
 
@@ -53,6 +54,7 @@ class SynthesisOptions:
     top_k: int | None = None
     top_p: float | None = None
     repetition_penalty: float | None = None
+    read_numbers: bool = False  # numbers as words in the chunk's language (qtts.numbers)
 
     def sampling_kwargs(self) -> dict[str, Any]:
         names = ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty")
@@ -72,6 +74,15 @@ class ChunkAudio:
     elapsed_s: float
     retried: bool = False
     runaway: bool = False
+    spoken: str | None = None  # what the model was given, where it differs from ``text`` (--read-numbers)
+
+
+class _Plan(NamedTuple):
+    language: str
+    pieces: list[str]  # the chunks, verbatim
+    spoken: list[str]  # what the model is given for each
+    deadline: float | None
+    base_seed: int
 
 
 @dataclass(frozen=True)
@@ -244,13 +255,13 @@ class Engine:
         should_cancel: Callable[[], bool] | None = None,
     ) -> Iterator[ChunkAudio]:
         """Yield each chunk's audio in order, as soon as its batch is generated."""
-        language, pieces, deadline, base_seed = self._plan(text, prompt, options)
+        language, pieces, spoken, deadline, base_seed = self._plan(text, prompt, options)
         owner = object()  # this request, for the batcher's fairness
         size = max(1, options.batch_size)
         for first in range(0, len(pieces), size):
             started = time.perf_counter()
             group = list(range(first, min(first + size, len(pieces))))
-            caps = [_frame_cap(pieces[i], options) for i in group]
+            caps = [_frame_cap(spoken[i], options) for i in group]
 
             def attempt(indices: list[int], seed: int) -> list[Any]:
                 def progress(frames: int) -> None:
@@ -258,7 +269,7 @@ class Engine:
                         on_progress(indices[0], len(pieces), frames, max(caps[i - first] for i in indices))
 
                 guard = GenerationGuard(deadline, should_cancel, progress)
-                codes = self._generate_codes([pieces[i] for i in indices], language, prompt, options, seed,
+                codes = self._generate_codes([spoken[i] for i in indices], language, prompt, options, seed,
                                              max(caps[i - first] for i in indices) + 1, guard, owner=owner)
                 if guard.cancelled:
                     raise Cancelled("synthesis was cancelled", hint="")
@@ -280,9 +291,9 @@ class Engine:
                 memory.trim_heap()
             elapsed = (time.perf_counter() - started) / len(group)
             for row, index in enumerate(group):
+                runaway = retried[row] and self._is_runaway(codes[row], caps[row], options.max_frames is not None)
                 yield ChunkAudio(index, len(pieces), pieces[index], waves[row], len(codes[row]), elapsed,
-                                 retried[row], retried[row] and self._is_runaway(codes[row], caps[row],
-                                                                                 options.max_frames is not None))
+                                 retried[row], runaway, spoken[index] if spoken[index] != pieces[index] else None)
 
     def stream(
         self,
@@ -293,7 +304,7 @@ class Engine:
     ) -> Iterator[np.ndarray]:
         """Yield audio as frame groups are decoded, while generation goes on (one chunk at a
         time, no batching; output already played cannot be regenerated, so no runaway retry)."""
-        language, pieces, deadline, base_seed = self._plan(text, prompt, options)
+        language, pieces, spoken, deadline, base_seed = self._plan(text, prompt, options)
         owner = object()
         stop = threading.Event()  # the consumer stopped reading
 
@@ -301,7 +312,7 @@ class Engine:
             return stop.is_set() or (should_cancel is not None and should_cancel())
 
         def work(emit: Callable[[np.ndarray], None]) -> None:
-            for index, piece in enumerate(pieces):
+            for index, piece in enumerate(spoken):
                 cap = _frame_cap(piece, options)
                 decoder = streaming.FrameDecoder(self._tts, prompt, self._eos_id, emit)
                 guard = GenerationGuard(deadline, cancelled)
@@ -318,14 +329,16 @@ class Engine:
 
         return streaming.run_streaming(work, stop)
 
-    def _plan(self, text: str, prompt: Voice, options: SynthesisOptions) -> tuple[str, list[str], float | None, int]:
-        """Check the voice and language, split the text; return (language, chunks, deadline, seed)."""
+    def _plan(self, text: str, prompt: Voice, options: SynthesisOptions) -> "_Plan":
+        """Check the voice and language, split the text into chunks, and what the model is
+        given for each (numbers as words with ``read_numbers``)."""
         self.check_voice(prompt)
         language = self.check_language(options.language)
         pieces = self.split(text, options)
+        spoken = [spoken_numbers(p, language) or p for p in pieces] if options.read_numbers else pieces
         deadline = time.monotonic() + options.timeout_s if options.timeout_s > 0 else None
         base_seed = options.seed if options.seed is not None else int(time.time_ns() % 2**31)
-        return language, pieces, deadline, base_seed
+        return _Plan(language, pieces, spoken, deadline, base_seed)
 
     @staticmethod
     def _is_runaway(codes: Any, cap: int, user_cap: bool = False) -> bool:

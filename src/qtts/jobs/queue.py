@@ -29,8 +29,8 @@ from typing import Any
 
 from qtts.jobs.job import QUEUED, Job, new_job_id
 from qtts.jobs.store import JobStore, SqlJobStore
+from qtts.request import SpeakRequest, request_to_dict
 from qtts.settings import Settings
-from qtts.synthesis import SpeakRequest, request_to_dict
 
 log = logging.getLogger(__name__)
 

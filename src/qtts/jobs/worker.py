@@ -18,7 +18,8 @@ from qtts.errors import Cancelled, QttsError
 from qtts.files import write_atomic
 from qtts.jobs.job import CANCELLED, FAILED, SUCCEEDED
 from qtts.jobs.queue import JobQueue
-from qtts.synthesis import request_from_dict, synthesize_request, validate_request
+from qtts.request import request_from_dict
+from qtts.synthesis import synthesize_request, validate_request
 from qtts.text import split_text
 from qtts.voices import VoiceLibrary
 
@@ -80,7 +81,9 @@ class Worker:
             # job cannot replace the audio of the one that holds it.
             path = self.queue.artifacts_dir / f"{job_id}.a{attempt}.{request.output_format}"
             write_atomic(path, data)
-            summary.pop("chunks", None)
+            # what subtitles need of each chunk (GET /v1/jobs/{id}/subtitles), and no more
+            keep = ("text", "spoken", "start", "end")
+            summary["chunks"] = [{k: c[k] for k in keep if k in c} for c in summary.get("chunks", [])]
             if finish(SUCCEEDED, artifact=str(path), summary=summary, chunks_done=heartbeat.total,
                       chunks_total=heartbeat.total):
                 log.info("job %s: succeeded", job_id)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qtts.errors import QttsError, ServerUnavailable, from_category
+from qtts.request import SpeakRequest, request_to_dict
 from qtts.resident import launch, wire
 from qtts.settings import Settings
-from qtts.synthesis import SpeakRequest, deliver, model_of, request_to_dict
+from qtts.synthesis import deliver, model_of
 
 if TYPE_CHECKING:
     from qtts.engine.core import ProgressCallback

@@ -22,16 +22,11 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
 from qtts.errors import QttsError
+from qtts.request import request_from_dict
 from qtts.resident import wire
 from qtts.resident.state import EngineState
 from qtts.server.state import AppState, state_of
-from qtts.synthesis import (
-    check_clone,
-    prepare,
-    request_from_dict,
-    stream_request,
-    synthesize_request,
-)
+from qtts.synthesis import check_clone, prepare, stream_request, synthesize_request
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

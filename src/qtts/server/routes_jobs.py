@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from qtts import audio as audio_mod
+from qtts import subtitles
 from qtts.errors import BadInput, JobNotDone, NotFound
-from qtts.jobs.job import FAILED, STATUSES, SUCCEEDED
+from qtts.jobs.job import FAILED, STATUSES, SUCCEEDED, Job
 from qtts.server.schemas import JobBody, job_request
 from qtts.server.state import after_state_change, state_of
 from qtts.synthesis import validate_request
@@ -46,15 +47,30 @@ async def get_job(job_id: str, request: Request) -> dict:
 @router.get("/{job_id}/audio")
 async def get_audio(job_id: str, request: Request, format: str | None = None) -> Response:  # noqa: A002
     job = await run_in_threadpool(state_of(request).queue.store.get, job_id)
+    _require_done(job_id, job)
+    fmt = audio_mod.check_format(format or job.output_format)
+    data = await run_in_threadpool(_artifact_bytes, Path(job.artifact), job.output_format, fmt)
+    return Response(data, media_type=audio_mod.media_type(fmt),
+                    headers={"Content-Disposition": f'attachment; filename="{job_id}.{fmt}"'})
+
+
+@router.get("/{job_id}/subtitles")
+async def get_subtitles(job_id: str, request: Request, format: str = "srt") -> Response:  # noqa: A002
+    """The job's subtitles (SRT or WebVTT), timed from its chunks as synthesized."""
+    job = await run_in_threadpool(state_of(request).queue.store.get, job_id)
+    _require_done(job_id, job)
+    text = subtitles.render(subtitles.cues(job.summary.get("chunks", [])), format)
+    media = "text/vtt" if format == "vtt" else "application/x-subrip"
+    return Response(text, media_type=f"{media}; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{job_id}.{format}"'})
+
+
+def _require_done(job_id: str, job: Job) -> None:
     if job.status != SUCCEEDED:
         detail = f": {job.error_message}" if job.status == FAILED else ""
         hint = ("poll GET /v1/jobs/{id} until it succeeded" if job.status in ("queued", "running") else
                 "it will not have audio: submit the request again (POST /v1/jobs)")
         raise JobNotDone(f"job {job_id} is {job.status}{detail}", hint=hint)
-    fmt = audio_mod.check_format(format or job.output_format)
-    data = await run_in_threadpool(_artifact_bytes, Path(job.artifact), job.output_format, fmt)
-    return Response(data, media_type=audio_mod.media_type(fmt),
-                    headers={"Content-Disposition": f'attachment; filename="{job_id}.{fmt}"'})
 
 
 def _artifact_bytes(path: Path, stored: str, wanted: str) -> bytes:

@@ -13,11 +13,13 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from qtts import audio as audio_mod
+from qtts import rendering
 from qtts.engine.holder import GENERIC_MODEL_NAMES
 from qtts.hub import SPEAKER_LANGUAGES
+from qtts.parts import split_parts
 from qtts.server.schemas import SpeechBody, speech_request
 from qtts.server.state import state_of
-from qtts.synthesis import validate_request, voice_for
+from qtts.synthesis import prompts_for, validate_request
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -56,22 +58,19 @@ async def speech(body: SpeechBody, request: Request) -> Response:
     if warnings:
         log.warning("; ".join(warnings))
         headers["X-Qtts-Warning"] = "; ".join(warnings)
-    prompt = await run_in_threadpool(voice_for, engine, state.library, speak)
-    options = speak.options()
+    parts = split_parts(speak)
+    prompt_for = await run_in_threadpool(prompts_for, engine, state.library, parts)
     cancelled = threading.Event()
 
     def chunks() -> Iterator[audio_mod.Audio]:
         try:
-            if abs(body.speed - 1.0) < 1e-3 and speak.output_format in ("pcm", "wav"):
-                # Frame groups as they are decoded (raw samples concatenate; mp3 frames would not).
-                for samples in engine.stream(speak.text, prompt, options, should_cancel=cancelled.is_set):
+            # pcm and wav: frame groups as they are decoded (raw samples concatenate; mp3 frames
+            # would not); at another speed, chunk by chunk
+            frame_groups = speak.output_format in ("pcm", "wav")
+            for samples, _chunk in rendering.pieces(engine, parts, prompt_for, speak.speed, frame_groups=frame_groups,
+                                                    should_cancel=cancelled.is_set):
+                if len(samples):
                     yield audio_mod.Audio(samples)
-                return
-            for chunk in engine.synthesize_chunks(speak.text, prompt, options, should_cancel=cancelled.is_set):
-                samples = chunk.samples
-                if chunk.index < chunk.total - 1:  # the same pause between chunks as a whole file has
-                    samples = audio_mod.join([samples, _silence(options.gap_s)], 0)
-                yield _stretch(audio_mod.Audio(samples), body.speed)
         finally:
             cancelled.set()  # finished, or the client went away: stop generating
 
@@ -85,21 +84,6 @@ async def speech(body: SpeechBody, request: Request) -> Response:
     parts = await run_in_threadpool(lambda: [a.samples for a in chunks()])
     whole = audio_mod.Audio(audio_mod.join(parts, 0))
     return Response(audio_mod.encode(whole, fmt), media_type=media, headers=headers)
-
-
-def _silence(seconds: float):  # noqa: ANN202
-    import numpy as np
-
-    return np.zeros(int(seconds * audio_mod.SAMPLE_RATE), dtype=np.float32)
-
-
-def _stretch(audio: audio_mod.Audio, speed: float) -> audio_mod.Audio:
-    """OpenAI's ``speed``: change tempo without changing pitch."""
-    if abs(speed - 1.0) < 1e-3 or len(audio.samples) < 4096:
-        return audio
-    import librosa
-
-    return audio_mod.Audio(librosa.effects.time_stretch(audio.samples, rate=speed).astype("float32"), audio.sample_rate)
 
 
 def _raw_stream(chunks: Iterator[audio_mod.Audio], fmt: str) -> Iterator[bytes]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Form, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from qtts.errors import BadInput, TooLarge, WrongModelKind
 from qtts.hub import BASE, SPEAKER_LANGUAGES
 from qtts.server.state import after_state_change, state_of
 from qtts.synthesis import load_reference
+from qtts.voice_archive import MAX_ARCHIVE_BYTES, SUFFIX, export_voice, import_voice
 from qtts.voices import validate_voice_id
 
 router = APIRouter(prefix="/v1/audio/voices")
@@ -55,6 +56,28 @@ async def create_voice(request: Request, file: UploadFile, voice_id: str = Form(
                              hint="start 'qtts serve' with --model-id 1.7b (or 0.6b) among its models")
     engine = await run_in_threadpool(state.engines.get, base)
     voice = await run_in_threadpool(state.library.create, voice_id, reference, ref_text, x_vector_only, engine, force)
+    return after_state_change(lambda: {"id": voice.voice_id, "object": "voice", **voice.to_dict()},
+                              {"id": voice.voice_id, "object": "voice"}, 201)
+
+
+@router.get("/{voice_id}/export")
+def export(voice_id: str, request: Request) -> Response:
+    """The voice as one file (``qtts clone import`` or ``POST /v1/audio/voices/import``)."""
+    data = export_voice(state_of(request).library, voice_id)
+    return Response(data, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{voice_id}{SUFFIX}"'})
+
+
+@router.post("/import", status_code=201)
+async def import_(request: Request, file: UploadFile, voice_id: str | None = Form(None),
+                  force: bool = Form(False)) -> JSONResponse:
+    state = state_of(request)
+    limit = min(state.settings.max_upload_bytes, MAX_ARCHIVE_BYTES)
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"the upload is over {limit // (1024 * 1024)} MiB", hint="send a file from a voice export")
+    voice = await run_in_threadpool(import_voice, state.library, data, voice_id or None, force,
+                                    state.settings.max_reference_s)
     return after_state_change(lambda: {"id": voice.voice_id, "object": "voice", **voice.to_dict()},
                               {"id": voice.voice_id, "object": "voice"}, 201)
 

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qtts.errors import TooLarge
 from qtts.hub import BASE, CUSTOM_VOICE, ResolvedModel
+from qtts.request import OPENAI_SPEED_RANGE, SPEED_RANGE, SpeakRequest, VoiceSource, build_request, voice_source
 from qtts.settings import MAX_SEED
-from qtts.synthesis import SpeakRequest, VoiceSource, build_request, voice_source
 
 OPENAI_INPUT_LIMIT = 4096
 RESPONSE_FORMATS = ("mp3", "opus", "flac", "wav", "pcm")
@@ -28,12 +28,14 @@ class SpeechBody(BaseModel):
     input: str
     voice: str | VoiceRef
     response_format: str = "mp3"
-    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    speed: float = Field(default=1.0, ge=OPENAI_SPEED_RANGE[0], le=OPENAI_SPEED_RANGE[1])
     instructions: str | None = None
     stream_format: Literal["audio", "sse"] = "audio"
     language: str | None = None  # None: the server's setting
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     max_frames: int | None = Field(default=None, ge=2, le=8192)  # per chunk (12.5 frames = 1 s)
+    markup: bool = True  # False: [pause:...] and the other tags are read as text
+    read_numbers: bool = False
 
     @field_validator("response_format")
     @classmethod
@@ -64,6 +66,9 @@ class JobBody(BaseModel):
     split_max_chars: int | None = Field(default=None, ge=20, le=2000)
     max_frames: int | None = Field(default=None, ge=2, le=8192)
     timeout_s: float | None = Field(default=None, ge=0, le=7 * 86400)
+    speed: float = Field(default=1.0, ge=SPEED_RANGE[0], le=SPEED_RANGE[1])
+    markup: bool = True
+    read_numbers: bool = False
 
     @field_validator("response_format")
     @classmethod
@@ -96,7 +101,8 @@ def speech_request(body: SpeechBody, settings: Any, model: ResolvedModel) -> tup
         voice = VoiceSource()
     request = build_request(settings, body.input, voice, language=body.language, output_format=body.response_format,
                             seed=body.seed, sentence_chunks=True, instruct=instruct, model_id=model.model_id,
-                            max_frames=body.max_frames)
+                            max_frames=body.max_frames, speed=body.speed, markup=body.markup,
+                            read_numbers=body.read_numbers)
     return request, warnings
 
 
@@ -110,4 +116,5 @@ def job_request(body: JobBody, settings: Any, model: ResolvedModel) -> SpeakRequ
     return build_request(settings, body.input, voice_source(body.voice_id, model), language=body.language,
                          output_format=body.response_format, split_max_chars=body.split_max_chars,
                          timeout_s=body.timeout_s, seed=body.seed, max_frames=body.max_frames,
-                         instruct=body.instructions, model_id=model.model_id)
+                         instruct=body.instructions, model_id=model.model_id, speed=body.speed, markup=body.markup,
+                         read_numbers=body.read_numbers)
