@@ -211,14 +211,17 @@ inline void block(const Problem& p, int64_t n0, int64_t m0) {
     __m512i acc_hi[MB][R], acc_lo[MB][R];
     for (int mb = 0; mb < MB; ++mb)
       for (int r = 0; r < R; ++r) acc_hi[mb][r] = acc_lo[mb][r] = _mm512_setzero_si512();
-    for (int64_t i = k0; i < k1; i += 64) {
+    // the R rows lie in one packed block: their bytes for each step at a running pointer
+    // (clang does not hoist weight_at's arithmetic out of this loop; g++ does)
+    const int8_t* wp = weight_at(p, n0, k0);
+    for (int64_t i = k0; i < k1; i += 64, wp += kRowBlock * kPackWidth) {
       __m512i vh[MB], vl[MB];
       for (int mb = 0; mb < MB; ++mb) {
         vh[mb] = _mm512_loadu_si512(p.planes.hi + (m0 + mb) * p.k + i);
         vl[mb] = _mm512_loadu_si512(p.planes.lo + (m0 + mb) * p.k + i);
       }
       for (int r = 0; r < R; ++r) {
-        const __m512i vw = _mm512_loadu_si512(weight_at(p, n0 + r, i));
+        const __m512i vw = _mm512_loadu_si512(wp + r * kPackWidth);
         for (int mb = 0; mb < MB; ++mb) {
           acc_hi[mb][r] = _mm512_dpbusd_epi32(acc_hi[mb][r], vh[mb], vw);
           acc_lo[mb][r] = _mm512_dpbusd_epi32(acc_lo[mb][r], vl[mb], vw);
@@ -244,14 +247,15 @@ inline void block(const Problem& p, int64_t n0, int64_t m0) {
     int32x4_t acc_hi[MB][R], acc_lo[MB][R];
     for (int mb = 0; mb < MB; ++mb)
       for (int r = 0; r < R; ++r) acc_hi[mb][r] = acc_lo[mb][r] = vdupq_n_s32(0);
-    for (int64_t i = k0; i < k1; i += 16) {
+    const int8_t* wp = weight_at(p, n0, k0);  // a running pointer, as above
+    for (int64_t i = k0; i < k1; i += 16, wp += kRowBlock * kPackWidth) {
       int8x16_t vh[MB], vl[MB];
       for (int mb = 0; mb < MB; ++mb) {
         vh[mb] = vld1q_s8(reinterpret_cast<const int8_t*>(p.planes.hi + (m0 + mb) * p.k + i));
         vl[mb] = vld1q_s8(reinterpret_cast<const int8_t*>(p.planes.lo + (m0 + mb) * p.k + i));
       }
       for (int r = 0; r < R; ++r) {
-        const int8x16_t vw = vld1q_s8(weight_at(p, n0 + r, i));
+        const int8x16_t vw = vld1q_s8(wp + r * kPackWidth);
         for (int mb = 0; mb < MB; ++mb) {
           acc_hi[mb][r] = vdotq_s32(acc_hi[mb][r], vh[mb], vw);
           acc_lo[mb][r] = vdotq_s32(acc_lo[mb][r], vl[mb], vw);
