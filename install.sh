@@ -41,8 +41,16 @@ if [ "$system" = Linux ] && [ "$machine" = x86_64 ] && [ "${QTTS_INSTALL_TEST_SE
   command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
   command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
 fi
+use_apt=no
+if [ "$system" = Linux ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then use_apt=yes; fi
+try_cpu_index=no  # PyPI's torch is a CPU build on macOS; PyTorch's CPU index is for Linux
+if [ "$system" = Linux ] && { [ "$machine" = x86_64 ] || [ "$machine" = aarch64 ]; }; then try_cpu_index=yes; fi
+if [ "${QTTS_INSTALL_DRY_RUN:-0}" = 1 ]; then  # what this machine would get, and nothing done (tested)
+  echo "system=$system machine=$machine python=$PYTHON venv=$VENV apt-get=$use_apt cpu-index=$try_cpu_index missing=${missing[*]:-}"
+  exit 0
+fi
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$system" = Linux ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if [ "$use_apt" = yes ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "install.sh: not installed: ${missing[*]} (Debian: apt-get install ${missing[*]}; macOS: brew install rubberband redis postgresql; brew install --cask chromium). The tests that need them will say so." >&2
@@ -57,7 +65,7 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 #    Linux x86_64; macOS and Linux aarch64 wheels on PyPI are CPU builds).
 #    On Linux aarch64, PyPI's torch 2.13 is a CUDA build (~5.6 GB with its nvidia packages; it
 #    runs on the CPU too): the CPU index is tried there as well.
-if [ "$system" = Linux ] && { [ "$machine" = x86_64 ] || [ "$machine" = aarch64 ]; } && \
+if [ "$try_cpu_index" = yes ] && \
    "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('$CPU_INDEX/torch/', timeout=5)" 2>/dev/null; then
   "${PIP[@]}" "torch==$TORCH_VERSION" --index-url "$CPU_INDEX"
 else
@@ -67,7 +75,7 @@ fi
 "${PIP[@]}" -e ".[test]"
 # 3. qwen-tts without its dependencies: 'gradio' is only for its demo (~240 MB) and the
 #    only torchaudio on PyPI (a CUDA build) cannot load beside CPU torch 2.13 (see
-#    src/qtts/engine/upstream.py); the rest of its dependencies came with step 2.
+#    src/qtts/engine/upstream/imports.py); the rest of its dependencies came with step 2.
 "${PIP[@]}" --no-deps "qwen-tts==0.1.1"
 
 "$VENV/bin/python" - "$machine" <<'PY'
