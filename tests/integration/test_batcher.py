@@ -166,3 +166,6 @@ def test_jobs_run_together_and_one_can_be_cancelled_mid_run(service_url, library
         return job if job["status"] in ("succeeded", "failed", "cancelled") else None
     outcomes = {job_id: wait_until(lambda j=job_id: final(j), timeout=120, what=job_id)["status"] for job_id in ids}
     assert outcomes == {ids[0]: "succeeded", victim: "cancelled", ids[2]: "succeeded"}
+    idle = httpx.get(f"{service_url}/v1/batch").json()  # the queues the scheduler works from, now empty
+    assert {k: idle[k] for k in ("active", "waiting", "prefill_queue", "decode_queue")} == {
+        "active": 0, "waiting": 0, "prefill_queue": 0, "decode_queue": 0}

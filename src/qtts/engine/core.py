@@ -286,7 +286,7 @@ class Engine:
                                     index + 1, len(pieces))
                         codes[row] = attempt([index], base_seed + index + _RETRY_SEED_OFFSET)[0]
                         retried[row] = True
-            with self._lock:
+            with self._lock, streaming.DECODING:
                 waves = calls.decode(self._tts, codes, prompt)
                 memory.trim_heap()
             elapsed = (time.perf_counter() - started) / len(group)

@@ -108,10 +108,12 @@ def create_app(settings: Settings, engine: "Engine | Engines | None" = None,
 
     @app.get("/v1/batch")
     def batch(request: Request) -> dict[str, Any]:
-        """The continuous batch of each loaded model: chunks generating, waiting, the cap."""
+        """The continuous batch of each loaded model: chunks generating, waiting for a place,
+        waiting for their prefill, frame groups being decoded; the cap."""
         models = state_of(request).engines.batch_stats()
-        return {"models": models, "active": sum(m["active"] for m in models.values()),
-                "waiting": sum(m["waiting"] for m in models.values())}
+        totals = {key: sum(m[key] for m in models.values()) for key in ("active", "waiting", "prefill_queue")}
+        decoding = max((m["decode_queue"] for m in models.values()), default=0)  # counted per process
+        return {"models": models, **totals, "decode_queue": decoding}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:

@@ -138,6 +138,7 @@ class FrameLoop:
         self._lock = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._to_prefill = 0  # admitted streams whose prompt is not computed yet
         self.frames_run = 0
 
     def submit(self, request: StreamRequest) -> Stream:
@@ -153,8 +154,13 @@ class FrameLoop:
         return stream
 
     def stats(self) -> dict[str, int]:
+        """Streams generating, waiting for a place, waiting for their prefill (which runs
+        between frames, one stream at a time), and frame groups being decoded."""
+        from qtts.engine.generation.streaming import DECODING
+
         with self._lock:
-            return {"active": len(self._active), "waiting": len(self._waiting), "max_batch": self.max_batch}
+            return {"active": len(self._active), "waiting": len(self._waiting), "max_batch": self.max_batch,
+                    "prefill_queue": self._to_prefill, "decode_queue": DECODING.value}
 
     def close(self) -> None:
         with self._lock:
@@ -178,8 +184,11 @@ class FrameLoop:
                         stream.finish(RuntimeError("the generation loop was closed"))
                     return
                 admitted = self._admit()
+                self._to_prefill = len(admitted)
             for stream in admitted:
                 self._prefill(stream)
+                with self._lock:
+                    self._to_prefill -= 1
             active = [s for s in self._active if not s.done]
             if active:
                 try:

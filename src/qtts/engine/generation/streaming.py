@@ -19,6 +19,24 @@ import numpy as np
 
 from qtts.engine.prompts import Voice, VoicePrompt
 
+
+class DecodeCount:
+    """Frame groups being decoded in this process right now (``GET /v1/batch``'s decode queue)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.value += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.value -= 1
+
+
+DECODING = DecodeCount()
 FIRST_GROUP = 1  # the first frame is decoded alone: audio starts after prefill + one frame
 GROUP = 16  # then groups of 16 frames (1.3 s of audio): the decoder's cost per frame is lower in groups
 
@@ -58,7 +76,9 @@ class FrameDecoder:
         new = self.frames[self.emitted:end]
         if not new:
             return
-        self.emit(self.decoder.decode(torch.stack(new)))
+        with DECODING:
+            waveform = self.decoder.decode(torch.stack(new))
+        self.emit(waveform)
         self.emitted = end
 
 
