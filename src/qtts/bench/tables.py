@@ -111,6 +111,20 @@ def _cli_table(run: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _rows_table(run: dict[str, Any]) -> list[str]:
+    """A frame of the continuous batcher at 1 and at 8 rows, per kernel variant."""
+    lines = ["| kernel | predictor frame ms, 1 row / 8 rows | talker step ms, 1 row / 8 rows | 8 rows / 1 row "
+             "(frame) | 8-row instruction bound ms |", "|---|---|---|---|---|"]
+    for row in run["row_costs"]:
+        one, eight = row["1"], row["8"]
+        ratio = (eight["predictor_frame_ms"] + eight["talker_step_ms"]) / (one["predictor_frame_ms"]
+                                                                            + one["talker_step_ms"])
+        lines.append(f"| {row['variant']} | {one['predictor_frame_ms']} / {eight['predictor_frame_ms']} | "
+                     f"{one['talker_step_ms']} / {eight['talker_step_ms']} | **{ratio:.2f}x** | "
+                     f"{row.get('bound_8_rows_ms', '–')} |")
+    return lines + ["", str(run.get("note", ""))]
+
+
 def render(bench_dir: Path) -> str:
     """The tables of every machine's file in ``bench_dir``, in a stable order."""
     sections = []
@@ -132,6 +146,8 @@ def render_machine(data: dict[str, Any], file_name: str) -> str:
             table = _concurrency_table(run)
         elif "warm" in run:
             table = _cli_table(run)
+        elif "row_costs" in run:
+            table = _rows_table(run)
         else:
             continue
         out += [f"**{name}**", "", *table, ""]
