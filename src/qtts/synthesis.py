@@ -157,12 +157,17 @@ def synthesize_request(
         if on_frames is not None:
             on_frames(chunk, chunks, made, cap)
 
+    # chunks counted over the whole text, whatever part (between pauses and switches) they are in
+    total = sum(len(engine.split(part.text, part.options())) for part in speech_parts(parts))
+    done = [0]
+
     def report(chunk: "ChunkAudio") -> None:
+        done[0] += 1
         seconds = len(chunk.samples) / engine.sample_rate
-        say(f"chunk {chunk.index + 1}/{chunk.total}: {seconds:.2f} s of audio in {chunk.elapsed_s:.2f} s"
+        say(f"chunk {done[0]}/{total}: {seconds:.2f} s of audio in {chunk.elapsed_s:.2f} s"
             + (" (retried after runaway output)" if chunk.retried else ""))
         if on_chunk is not None:
-            on_chunk(chunk.index + 1, chunk.total)
+            on_chunk(done[0], total)
 
     samples, placed = rendering.render(engine, parts, prompt_for, request.speed, on_chunk=report,
                                        on_progress=frames, should_cancel=should_cancel)

@@ -28,6 +28,9 @@ def test_a_pause_inserts_exactly_that_much_silence_and_is_never_spoken(tiny_env,
     samples, rate = sf.read(out)
     frames = [c["frames"] for c in chunks]
     pauses = [0.7, 1.5, 0.3]
+    progress = run("speak", *clip_args(reference_clip), "--text", text, "--out", str(tmp_path / "again.wav"))
+    assert [line.split(":")[0] for line in progress.stderr.splitlines() if line.startswith("chunk ")] == [
+        "chunk 1/4", "chunk 2/4", "chunk 3/4", "chunk 4/4"]  # counted over the whole text
     assert len(samples) == sum(frames) * SAMPLES_PER_FRAME + round(sum(pauses) * RATE)
     for before, after, pause in zip(chunks, chunks[1:], pauses):
         assert after["start"] == pytest.approx(before["end"] + pause, abs=1e-3)
