@@ -142,13 +142,13 @@ def _upstream() -> Check:
     from qtts.engine.upstream import imports
 
     versions = imports.installed_versions()
-    ALLOW_UNTESTED_ENV, PATCHED_AGAINST = imports.ALLOW_UNTESTED_ENV, imports.PATCHED_AGAINST
-    wrong = [name for name in PATCHED_AGAINST if versions[name] != PINNED[name]]
-    detail = ", ".join(f"{name} {versions[name]}" for name in PATCHED_AGAINST)
+    wrong = [name for name in imports.PATCHED_AGAINST if versions[name] != PINNED[name]]
+    detail = ", ".join(f"{name} {versions[name]}" for name in imports.PATCHED_AGAINST)
     if wrong:
         return Check("upstream", "fail",
                      f"{detail}; qtts patches the internals of {', '.join(f'{n}=={PINNED[n]}' for n in wrong)}",
-                     f"reinstall with the README's install command (or set {ALLOW_UNTESTED_ENV}=1 to try anyway)")
+                     f"reinstall with the README's install command "
+                     f"(or set {imports.ALLOW_UNTESTED_ENV}=1 to try anyway)")
     return Check("upstream", "ok", f"{detail}: the versions qtts's patches were tested with")
 
 

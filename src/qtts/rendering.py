@@ -68,13 +68,15 @@ def pieces(engine: Engine, parts: list[Part], prompt_for: PromptFor, speed: floa
         spoke = True
 
 
-def render(engine: Engine, parts: list[Part], prompt_for: PromptFor, speed: float = 1.0,
-           **callbacks: object) -> tuple[np.ndarray, list[Placed]]:
+def render(engine: Engine, parts: list[Part], prompt_for: PromptFor, speed: float = 1.0, *,
+           on_chunk: Callable[[ChunkAudio], None] | None = None, on_progress: ProgressCallback | None = None,
+           should_cancel: Callable[[], bool] | None = None) -> tuple[np.ndarray, list[Placed]]:
     """The whole waveform and every chunk's place in it."""
     out: list[np.ndarray] = []
     placed: list[Placed] = []
     offset = 0
-    for samples, chunk in pieces(engine, parts, prompt_for, speed, **callbacks):  # type: ignore[arg-type]
+    for samples, chunk in pieces(engine, parts, prompt_for, speed, on_chunk=on_chunk, on_progress=on_progress,
+                                 should_cancel=should_cancel):
         if chunk is not None:
             placed.append(Placed(chunk, offset / engine.sample_rate, (offset + len(samples)) / engine.sample_rate))
         out.append(np.asarray(samples, dtype=np.float32))

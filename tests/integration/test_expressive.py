@@ -144,14 +144,26 @@ def test_a_speaker_switch_mid_text_on_customvoice(tiny_custom_model, tmp_path):
     start = round(switched["chunks"][1]["start"] * RATE)
     # the second part is spoken by vivian: the same samples as vivian alone (greedy)
     np.testing.assert_array_equal(switched_audio[start:], alone_audio)
+    run_json("speak", *args, "--speaker", "ryan", "--text", "Hi again.", "--out", str(tmp_path / "r.wav"))
+    ryan_audio, _ = sf.read(tmp_path / "r.wav")
+    assert len(ryan_audio) != len(alone_audio) or not np.array_equal(ryan_audio, alone_audio)  # not ryan's
     assert switched["chunks"][1]["start"] - switched["chunks"][0]["end"] == pytest.approx(GAP_SAMPLES / RATE)
 
 
 def test_a_style_switch_on_customvoice_and_a_refused_tag(tiny_custom_model, tiny_model, reference_clip, tmp_path):
-    summary = run_json("speak", "--model-id", str(tiny_custom_model), "--speaker", "ryan", "--max-frames", "6",
-                       "--text", "Calm words. [style: whispering, slower] Quiet words.",
+    args = ("--model-id", str(tiny_custom_model), "--speaker", "ryan", "--greedy", "--max-frames", "6")
+    summary = run_json("speak", *args, "--text", "Calm words. [style: whispering, slower] Quiet words.",
                        "--out", str(tmp_path / "a.wav"))
     assert len(summary["chunks"]) == 2
+    styled, _ = sf.read(tmp_path / "a.wav")
+    run_json("speak", *args, "--instruct", "whispering, slower", "--text", "Quiet words.",
+             "--out", str(tmp_path / "styled.wav"))
+    run_json("speak", *args, "--text", "Quiet words.", "--out", str(tmp_path / "plain.wav"))
+    alone, _ = sf.read(tmp_path / "styled.wav")
+    plain, _ = sf.read(tmp_path / "plain.wav")
+    # the second part is spoken with the instruction, as --instruct alone would (greedy), not without it
+    np.testing.assert_array_equal(styled[round(summary["chunks"][1]["start"] * RATE):], alone)
+    assert len(plain) != len(alone) or not np.array_equal(plain, alone)
     refused = run("speak", "--model-id", str(tiny_model), *clip_args(reference_clip), "--text",
                   "Hello. [speaker: ryan] Hi.", "--out", str(tmp_path / "b.wav"))
     assert refused.exit_code == 2 and "CustomVoice" in refused.stderr  # the kind rules of --speaker
@@ -161,14 +173,26 @@ def test_a_style_switch_on_customvoice_and_a_refused_tag(tiny_custom_model, tiny
 
 
 def test_a_voice_switch_on_base_uses_the_library(tiny_env, reference_clip, tmp_path):
-    for name in ("alice", "bob"):
-        assert run("clone", "create", "--voice-id", name, "--ref-audio", str(reference_clip), "--x-vector-only",
+    import soxr
+
+    clip, rate = sf.read(reference_clip)
+    other_clip = tmp_path / "other.wav"
+    sf.write(other_clip, soxr.resample(clip, rate, int(rate / 1.5)), rate)  # another voice: 1.5x higher
+    for name, source in (("alice", reference_clip), ("bob", other_clip)):
+        assert run("clone", "create", "--voice-id", name, "--ref-audio", str(source), "--x-vector-only",
                    "--seed", "1").exit_code == 0
     args = ("--greedy", "--max-frames", "6")
     switched = run_json("speak", "--voice-id", "alice", *args, "--text", "From Alice. [voice: bob] From Bob.",
                         "--out", str(tmp_path / "ab.wav"))
-    bob = run_json("speak", "--voice-id", "bob", *args, "--text", "From Bob.", "--out", str(tmp_path / "b.wav"))
-    assert len(switched["chunks"]) == 2 and bob["chunks"][0]["frames"] == switched["chunks"][1]["frames"]
+    assert len(switched["chunks"]) == 2
+    start = round(switched["chunks"][1]["start"] * RATE)
+    switched_audio, _ = sf.read(tmp_path / "ab.wav")
+    for name in ("alice", "bob"):
+        run_json("speak", "--voice-id", name, *args, "--text", "From Bob.", "--out", str(tmp_path / f"{name}.wav"))
+    bob, _ = sf.read(tmp_path / "bob.wav")
+    alice, _ = sf.read(tmp_path / "alice.wav")
+    np.testing.assert_array_equal(switched_audio[start:], bob)  # the second part in bob's voice (greedy)
+    assert len(alice) != len(bob) or not np.array_equal(alice, bob)  # and the two voices differ
     missing = run("speak", "--voice-id", "alice", *args, "--text", "Hi. [voice: carol] Hi.",
                   "--out", str(tmp_path / "c.wav"))
     assert missing.exit_code != 0 and "carol" in missing.stderr and not (tmp_path / "c.wav").exists()

@@ -20,8 +20,9 @@ OLD_X86 = frozenset({"sse4_2", "avx"})
 def test_int4_is_never_called_fastest_where_the_int8_kernel_runs():
     for flags in (AVX2, AMX, NEON):
         text = cpu.precision_help(flags)
-        assert "fastest" not in text.split("int4")[1] and "slower than int8 here" in text
-        assert "qtts's kernel" in text
+        assert "fastest" not in text.split("int4")[1] and "qtts's kernel" in text
+        # slower than int8 where measured (x86); on Arm not claimed either way
+        assert ("slower than int8 here" in text) == ("avx2" in flags)
     assert "torch's kernel" in cpu.precision_help(OLD_X86) and "slower" not in cpu.precision_help(OLD_X86)
 
 
@@ -47,6 +48,17 @@ def test_speak_help_shows_this_cpus_text():
     assert result.exit_code == 0
     flat = " ".join(result.output.split())
     assert cpu.precision_help() in flat and cpu.decoder_precision_help() in flat
+
+
+def test_apple_silicon_needs_no_sysctl_for_the_help(monkeypatch):
+    import platform
+    import subprocess as sp
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")
+    monkeypatch.setattr(sp, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("sysctl was run")))
+    assert cpu.cpu_flags() == frozenset({"asimddp"})
+    assert "qtts's kernel" in cpu.precision_help() and "refused" in cpu.decoder_precision_help()
 
 
 def test_reading_the_cpu_does_not_import_torch():
