@@ -41,8 +41,8 @@ int check(int64_t rows, int64_t k, int64_t n, std::mt19937& rng, bool extremes) 
   std::vector<float> xscale(rows, 0.f);
   std::vector<uint8_t> finite(rows);
   for (int64_t m = 0; m < rows; ++m) finite[m] = qtts::quantize_row(&x[m * k], k, &q[m * k], &xscale[m]);
-  std::vector<uint8_t> hi(rows * k), lo(rows * k);
-  qtts::Planes planes{hi.data(), lo.data()};
+  std::vector<uint8_t> hi(rows * k), lo(rows * k), tiles(qtts::tiles_size(rows, k));
+  qtts::Planes planes{hi.data(), lo.data(), tiles.empty() ? nullptr : tiles.data()};
   qtts::prepare_rows(q.data(), rows, k, planes);
   std::vector<float> out(rows * n, -1.f);
   std::vector<int8_t> packed(qtts::packed_size(n, k));
@@ -135,7 +135,8 @@ int main() {
   if (check_snake()) return 1;
   std::mt19937 rng(1234);
   const int64_t shapes[][3] = {{1, 64, 9},    {1, 2048, 6144 / 64}, {3, 2048, 37}, {4, 6144, 21},
-                               {7, 1024, 19}, {2, 8192, 11},        {70, 2048, 13}, {5, 65536, 3}};
+                               {7, 1024, 19}, {2, 8192, 11},        {70, 2048, 13}, {5, 65536, 3},
+                               {8, 2048, 40}, {9, 6144, 24},        {16, 1024, 17}, {23, 4096, 33}};
   int cases = 0;
   for (const auto& s : shapes) {
     for (bool extremes : {false, true}) {

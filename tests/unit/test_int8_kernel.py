@@ -101,7 +101,7 @@ def _compile(compiler: str, flags: list[str], out: Path) -> None:
                    check=True, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("variant", ["avx2", "avx512vnni"])
+@pytest.mark.parametrize("variant", ["avx2", "avx512vnni", "avx512vnni-amx"])
 def test_x86_variant_core_against_the_scalar_reference(variant, tmp_path):
     import platform
 
@@ -112,7 +112,7 @@ def test_x86_variant_core_against_the_scalar_reference(variant, tmp_path):
         pytest.fail("no C++ compiler: install g++ (install.sh does)") if IN_CI else pytest.skip("no C++ compiler")
     binary = tmp_path / f"check_{variant}"
     _compile(compiler, kernels.VARIANT_FLAGS[variant], binary)
-    order = ["avx2", "avx512vnni"]
+    order = ["avx2", "avx512vnni", "avx512vnni-amx"]
     runs = kernels.cpu_variant() in order and order.index(kernels.cpu_variant()) >= order.index(variant)
     if not runs:
         pytest.skip(f"compiled; this CPU cannot run {variant}")

@@ -52,7 +52,7 @@ def test_every_variant_compiles_with_clang_without_warnings():
     includes = [f"-isystem{p}" for p in (*_torch_includes(), sysconfig.get_paths()["include"])]
     common = ["-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-O3", *kernels.OPENMP_FLAGS,
               "-DTORCH_EXTENSION_NAME=qtts_check", "-DTORCH_API_INCLUDE_EXTENSION_H", *includes, f"-I{KERNELS}"]
-    targets = {"avx2": [], "avx512vnni": [], "neon-dotprod": ["--target=aarch64-linux-gnu"]}
+    targets = {"avx2": [], "avx512vnni": [], "avx512vnni-amx": [], "neon-dotprod": ["--target=aarch64-linux-gnu"]}
     runs = {variant: subprocess.Popen([clang, *target, *common, *kernels.VARIANT_FLAGS[variant],
                                        str(KERNELS / "binding.cpp")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True)

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 SOURCE = HERE / "binding.cpp"
-HEADERS = [HERE / "int8_gemv_core.h", HERE / "decoder_step.h", HERE / "predictor_frame.h", HERE / "snake.h",
+HEADERS = [HERE / "int8_gemv_core.h", HERE / "int8_amx.h", HERE / "decoder_step.h", HERE / "predictor_frame.h", HERE / "snake.h",
            HERE / "thread_pool.h"]
 # The loops run on qtts's own thread pool (thread_pool.h), not OpenMP: the same build on Linux
 # and macOS (whose clang has no OpenMP runtime); OpenMP's simd pragmas only need the compiler.
@@ -46,6 +46,9 @@ K_MULTIPLE = 64  # the kernel's input width must be a multiple of this
 # Compiler flags of each variant (the core header picks its code path from them).
 VARIANT_FLAGS = {
     "avx512vnni": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni"],
+    # the same, with AMX tiles for 2+ rows (int8_amx.h); same bits
+    "avx512vnni-amx": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni", "-mamx-tile",
+                       "-mamx-int8"],
     "avx2": ["-mavx2", "-mfma", "-mf16c"],
     "neon-dotprod": ["-march=armv8.2-a+dotprod"],
 }
@@ -61,13 +64,25 @@ def cpu_variant() -> str | None:
     machine = platform.machine().lower()
     if machine in ("x86_64", "amd64"):
         if torch.cpu._is_avx512_supported() and torch.cpu._is_vnni_supported():
-            return "avx512vnni"
+            return "avx512vnni-amx" if _amx_int8() else "avx512vnni"
         if torch.cpu._is_avx2_supported():
             return "avx2"
         return None
     if machine in ("aarch64", "arm64"):
         return "neon-dotprod" if _arm_dotprod() else None
     return None
+
+
+def _amx_int8() -> bool:
+    """AMX with int8 tiles, and the OS lets this process use them (Linux asks per process;
+    torch's ``_init_amx`` makes that request)."""
+    import torch
+
+    from qtts.cpu import cpu_flags
+
+    if os.environ.get("QTTS_KERNEL_AMX", "1") == "0" or "amx_int8" not in cpu_flags():
+        return False
+    return bool(torch.cpu._is_amx_tile_supported() and torch.cpu._init_amx())
 
 
 def _arm_dotprod() -> bool:
@@ -156,6 +171,14 @@ def _build() -> tuple[str, Any]:
         return "this CPU has none of AVX-512 VNNI, AVX2, aarch64 dot product", None
     if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
         return "no C++ compiler", None
+    status, module = _build_variant(variant)
+    if module is None and variant == "avx512vnni-amx":  # e.g. a compiler without -mamx-int8
+        log.info("AMX build failed (%s); building the plain AVX-512 VNNI variant", status)
+        status, module = _build_variant("avx512vnni")
+    return status, module
+
+
+def _build_variant(variant: str) -> tuple[str, Any]:
     from torch.utils import cpp_extension
 
     name = module_name(variant)

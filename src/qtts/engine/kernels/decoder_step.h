@@ -52,12 +52,13 @@ inline void linear_into(const PackedLinear& w, const float* x, int64_t rows, flo
   std::vector<float> xscale(static_cast<size_t>(rows), 0.f);
   std::vector<uint8_t> finite(static_cast<size_t>(rows));
   for (int64_t m = 0; m < rows; ++m) finite[m] = quantize_row(x + m * k, k, q.data() + m * k, xscale.data() + m);
-  std::vector<uint8_t> hi, lo;
+  std::vector<uint8_t> hi, lo, tiles;
   Planes planes;
   if (needs_planes()) {
     hi.resize(static_cast<size_t>(rows * k));
     lo.resize(static_cast<size_t>(rows * k));
-    planes = {hi.data(), lo.data()};
+    tiles.resize(static_cast<size_t>(tiles_size(rows, k)));
+    planes = {hi.data(), lo.data(), tiles.empty() ? nullptr : tiles.data()};
     prepare_rows(q.data(), rows, k, planes);
   }
   const Problem problem{w.packed.data_ptr<int8_t>(), w.row_sums.data_ptr<int32_t>(), w.scale.data_ptr<float>(),

@@ -22,6 +22,11 @@
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 #define QTTS_VARIANT_AVX512VNNI 1
 #include <immintrin.h>
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
+#define QTTS_AMX 1  // its 2+-row path uses AMX tiles (int8_amx.h)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #elif defined(__AVX2__)
 #define QTTS_VARIANT_AVX2 1
 #include <immintrin.h>
@@ -52,9 +57,13 @@ constexpr int64_t kPackWidth = 16;
 //   AVX2:    2 products/lane/instr * 32767 * 127 * (4096 / 16 instrs) = 2.13e9 < 2^31 - 1
 //   NEON:    4 products/lane/instr * 128 * 127 * (4096 / 16 instrs)   = 1.7e7
 
+namespace detail {
+inline bool amx_permitted();
+}
+
 inline const char* variant_name() {
 #if QTTS_VARIANT_AVX512VNNI
-  return "avx512vnni";
+  return detail::amx_permitted() ? "avx512vnni-amx" : "avx512vnni";
 #elif QTTS_VARIANT_AVX2
   return "avx2";
 #else
@@ -98,8 +107,9 @@ inline void pack_weights(const int8_t* w, int64_t n, int64_t k, int8_t* out) {
 
 // Byte planes some variants multiply instead of q (filled once per call by prepare_rows).
 struct Planes {
-  uint8_t* hi = nullptr;  // rows * k
-  uint8_t* lo = nullptr;  // rows * k
+  uint8_t* hi = nullptr;     // rows * k
+  uint8_t* lo = nullptr;     // rows * k
+  uint8_t* tiles = nullptr;  // tiles_size(rows, k) bytes: the planes as AMX tiles, or null
 };
 
 inline bool needs_planes() {
@@ -109,6 +119,14 @@ inline bool needs_planes() {
   return true;
 #endif
 }
+
+namespace detail {
+inline int64_t amx_tiles_size(int64_t rows, int64_t k);
+inline void amx_fill_tiles(const uint8_t* hi, const uint8_t* lo, int64_t rows, int64_t k, uint8_t* tiles);
+}  // namespace detail
+
+// Bytes of Planes::tiles for these rows: 0 where the rows go through the vector loops.
+inline int64_t tiles_size(int64_t rows, int64_t k) { return detail::amx_tiles_size(rows, k); }
 
 inline void prepare_rows(const int16_t* q, int64_t rows, int64_t k, Planes planes) {
   if (!needs_planes()) return;
@@ -124,6 +142,7 @@ inline void prepare_rows(const int16_t* q, int64_t rows, int64_t k, Planes plane
     planes.lo[i] = static_cast<uint8_t>(static_cast<int8_t>(l - 128));  // s8 for sdot
 #endif
   }
+  if (planes.tiles != nullptr) detail::amx_fill_tiles(planes.hi, planes.lo, rows, k, planes.tiles);
 }
 
 struct Problem {
@@ -272,6 +291,19 @@ inline void block(const Problem& p, int64_t n0, int64_t m0) {
 }
 #endif
 
+#if QTTS_AMX
+#include "int8_amx.h"
+inline bool amx_permitted() { return amx::permitted(); }
+inline int64_t amx_tiles_size(int64_t rows, int64_t k) { return amx::tiles_size(rows, k); }
+inline void amx_fill_tiles(const uint8_t* hi, const uint8_t* lo, int64_t rows, int64_t k, uint8_t* tiles) {
+  amx::fill_tiles(hi, lo, rows, k, tiles);
+}
+#else
+inline bool amx_permitted() { return false; }
+inline int64_t amx_tiles_size(int64_t, int64_t) { return 0; }
+inline void amx_fill_tiles(const uint8_t*, const uint8_t*, int64_t, int64_t, uint8_t*) {}
+#endif
+
 // Output rows [n0, n0 + R) for all activation rows, in groups of 4, 2 and 1 rows; each
 // group keeps MB * R = 8 accumulator sets in registers.  AVX2 has 16 ymm registers: groups of
 // 4 rows spill there, and pairs measured 20% faster for 4 and 70 rows (C++ harness, EPYC).
@@ -297,6 +329,9 @@ inline void rows_block(const Problem& p, int64_t n0) {
 // Output rows [n0, n1) of every activation row; callers split n over threads.  Groups of
 // rows never straddle two packed blocks of 8 (rows before the first block start go singly).
 inline void compute(const Problem& p, int64_t n0, int64_t n1) {
+#if QTTS_AMX
+  if (p.planes.tiles != nullptr && n0 % kRowBlock == 0) return detail::amx::compute(p, n0, n1);
+#endif
   int64_t n = n0;
   for (; n < n1 && n % kRowBlock != 0; ++n) detail::rows_block<1>(p, n);
   for (; n + kRowBlock <= n1; n += kRowBlock) detail::rows_block<kRowBlock>(p, n);
