@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 SOURCE = HERE / "binding.cpp"
-HEADERS = [HERE / "int8_gemv_core.h", HERE / "int8_amx.h", HERE / "decoder_step.h", HERE / "predictor_frame.h", HERE / "snake.h",
-           HERE / "thread_pool.h"]
+HEADERS = [HERE / name for name in ("int8_gemv_core.h", "int8_amx.h", "decoder_step.h", "predictor_frame.h", "snake.h",
+                                    "thread_pool.h")]
 # The loops run on qtts's own thread pool (thread_pool.h), not OpenMP: the same build on Linux
 # and macOS (whose clang has no OpenMP runtime); OpenMP's simd pragmas only need the compiler.
 OPENMP_FLAGS = ["-fopenmp-simd"]
