@@ -73,6 +73,50 @@ def test_streams_joining_and_leaving_at_different_frames_get_their_codes_alone(e
     loop.close()
 
 
+def test_streams_admitted_together_are_prefilled_together_with_their_bits_alone(engine, monkeypatch):
+    """Prompts prefilled in one pass (their rows side by side in each product) give each
+    prompt's logits and hidden state bit for bit as its own prefill; streams submitted at
+    once share that pass and get their codes alone."""
+    from qtts.engine.generation.talker import _KVCache
+
+    loop_talker = engine.talker_loop
+    prompt = _prompt(engine)
+    requests = [_request(engine, prompt, text, cap) for text, cap in zip(TEXTS, CAPS)]
+    loop = FrameLoop(loop_talker, max_batch=8)
+    if not (loop.batch_invariant and loop_talker.native is not None):
+        pytest.skip("rows are not exact per row on this path: streams are prefilled one by one")
+
+    def cache(request):
+        length = request.inputs_embeds.shape[1]
+        return _KVCache(loop_talker.talker.model, 1, length, 4, loop_talker.dtype)
+
+    mask = [torch.ones((1, r.inputs_embeds.shape[1]), dtype=torch.bool) for r in requests]
+    with torch.inference_mode():
+        alone = []
+        for request, m in zip(requests, mask):
+            loop_talker.prefixes.clear()  # each computes its whole prompt
+            logits, hidden, _ = loop_talker.prefill(request.inputs_embeds, m, cache(request))
+            alone.append((logits, hidden))
+        loop_talker.prefixes.clear()
+        caches = [cache(r) for r in requests]
+        together = loop_talker.prefill_many([r.inputs_embeds for r in requests], caches, loop.exact_rows)
+    for (logits, hidden), (logits_alone, hidden_alone) in zip(together, alone):
+        assert torch.equal(logits, logits_alone) and torch.equal(hidden, hidden_alone)
+    assert len(loop_talker.prefixes) == len(requests)  # each prompt remembered, as prefill does
+
+    expected = [_alone(engine, prompt, text, cap) for text, cap in zip(TEXTS, CAPS)]
+    passes = []
+    real = loop_talker.prefill_many
+    monkeypatch.setattr(loop_talker, "prefill_many", lambda prompts, *a: passes.append(len(prompts)) or real(prompts,
+                                                                                                             *a))
+    with loop._lock:  # the loop's thread waits: all three are admitted at one frame boundary
+        streams = [loop.submit(r) for r in requests]
+    for stream, codes in zip(streams, expected):
+        assert torch.equal(stream.result(), codes)
+    assert passes == [3]
+    loop.close()
+
+
 def test_a_cancelled_stream_leaves_at_the_next_frame_and_a_failing_one_fails_alone(engine):
     prompt = _prompt(engine)
     expected = _alone(engine, prompt, TEXTS[1], CAPS[1])

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from qtts.engine import kernels
-from qtts.engine.weights.quant import MANY_ROWS, Int8Linear, fast_bf16_gemm
+from qtts.engine.weights.quant import Int8Linear, fast_bf16_gemm, many_rows
 
 CHECK = Path(__file__).parents[1] / "kernels" / "check_kernel.cpp"
 IN_CI = bool(os.environ.get("CI"))
@@ -45,14 +45,14 @@ def _exact(x: torch.Tensor, linear: Int8Linear) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("rows, k, n", [(1, 2048, 6144), (1, 6144, 2048), (4, 2048, 1024), (3, 1024, 3072),
-                                        (70, 2048, 256), (2, 64, 13)])
+                                        (70, 2048, 256), (2, 64, 13), (170, 1024, 64)])
 def test_kernel_is_the_exact_integer_product_at_the_real_shapes(kernel, rows, k, n):
     torch.manual_seed(k + n)
     linear = Int8Linear(nn.Linear(k, n, bias=False), kernel=kernel)
     assert linear.kernel is kernel
     x = torch.randn(rows, k) * 3
     float_product = x.double() @ linear.codes().double().t() * linear.scale_fp32.double()
-    if rows >= MANY_ROWS and fast_bf16_gemm():
+    if rows >= many_rows(kernel) and fast_bf16_gemm():
         # A prefill where the CPU has native bf16 goes through oneDNN's bf16 GEMM instead
         # (Int8Linear.forward): bf16 activations; the kernel itself is still checked exactly.
         via_linear = linear(x).double()

@@ -3,8 +3,9 @@ boundaries.
 
 On a CPU a frame costs reading the weights: the talker's once and the code predictor's 15
 times.  ``FrameLoop`` reads them once per frame for every active stream (a chunk of some
-request).  A new stream is prefilled alone (its own prompt, its own KV cache) and joins at
-the next frame; a stream leaves when it ends (end of speech, its frame cap, its guard's
+request).  The streams admitted at one frame boundary are prefilled together (their prompt
+rows side by side in each matrix product, attention per stream on its own KV cache; alone
+where rows are not exact per row) and join at the next frame; a stream leaves when it ends (end of speech, its frame cap, its guard's
 timeout or cancellation) and its codes go back to the caller, who decodes them.
 
 Each frame: every stream samples its next first code from its own logits (its own
@@ -37,11 +38,10 @@ import torch
 from qtts.engine.generation.code_predictor import Sampling
 from qtts.engine.generation.layers import attend_cached
 from qtts.engine.generation.talker import LeanTalker, _CacheRows, _KVCache, _process
-from qtts.engine.weights.quant import MANY_ROWS
+from qtts.engine.weights.quant import many_rows
 
 log = logging.getLogger(__name__)
 
-EXACT_ROWS = MANY_ROWS - 1  # rows per batched call that stay on the int8 kernel
 HEADROOM_BYTES = 512 * 1024**2  # kept free beside the KV caches (the decoder's activations)
 
 
@@ -130,6 +130,7 @@ class FrameLoop:
         self.max_batch = max(1, max_batch)
         self.memory_limit_bytes = memory_limit_bytes
         self.batch_invariant = _batch_invariant(talker_loop.talker)
+        self.exact_rows = _exact_rows(talker_loop.talker)  # rows per call that stay on the int8 kernel
         self._waiting: list[Stream] = []
         self._active: list[Stream] = []
         self._order = itertools.count()
@@ -185,10 +186,7 @@ class FrameLoop:
                     return
                 admitted = self._admit()
                 self._to_prefill = len(admitted)
-            for stream in admitted:
-                self._prefill(stream)
-                with self._lock:
-                    self._to_prefill -= 1
+            self._prefill_all(admitted)
             active = [s for s in self._active if not s.done]
             if active:
                 try:
@@ -230,6 +228,28 @@ class FrameLoop:
             admitted.append(stream)
         return admitted
 
+    def _prefill_all(self, streams: list[Stream]) -> None:
+        """The streams admitted at this frame boundary: in shared passes where each row's bits
+        are its own (``LeanTalker.prefill_many``), else one by one."""
+        loop = self.talker_loop
+        if len(streams) > 1 and self.batch_invariant and loop.native is not None:
+            try:
+                caches = [_KVCache(loop.talker.model, 1, s.length, s.max_new_tokens, loop.dtype) for s in streams]
+                with torch.inference_mode():
+                    results = loop.prefill_many([s.request.inputs_embeds for s in streams], caches, self.exact_rows)
+            except Exception:  # one of them is bad: each on its own, so that only that one fails
+                log.warning("a shared prefill of %d streams failed; prefilling them one by one", len(streams))
+            else:
+                for stream, cache, (logits, hidden) in zip(streams, caches, results):
+                    stream.cache, stream.logits, stream.past_hidden = cache, logits, hidden
+                with self._lock:
+                    self._to_prefill = 0
+                return
+        for stream in streams:
+            self._prefill(stream)
+            with self._lock:
+                self._to_prefill -= 1
+
     def _prefill(self, stream: Stream) -> None:
         request = stream.request
         try:
@@ -268,7 +288,7 @@ class FrameLoop:
             return
         # Rows go together only where each row's bits are its own: through the int8 kernel,
         # and below the row count from which Int8Linear switches to a bf16 GEMM.
-        size = EXACT_ROWS if self.batch_invariant else 1
+        size = self.exact_rows - 1 if self.batch_invariant else 1
         groups = [going[i:i + size] for i in range(0, len(going), size)]
         at = 0
         for group in groups:
@@ -319,6 +339,14 @@ class FrameLoop:
         for i, stream in enumerate(streams):
             stream.logits, stream.past_hidden = logits[i:i + 1], past_hidden[i:i + 1]
             stream.step += 1
+
+
+def _exact_rows(talker: torch.nn.Module) -> int:
+    """One more than the rows a call can hold and stay on qtts's exact kernel."""
+    from qtts.engine.weights.quant import Int8Linear
+
+    kernels = {m.kernel for m in talker.modules() if isinstance(m, Int8Linear) and m.kernel is not None}
+    return min((many_rows(kernel) for kernel in kernels), default=1)
 
 
 def _batch_invariant(talker: torch.nn.Module) -> bool:

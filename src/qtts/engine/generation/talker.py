@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from qtts.engine.generation.code_predictor import Sampling, _sample, predict_frame
-from qtts.engine.generation.layers import decoder_layer, signed_sin
+from qtts.engine.generation.layers import attend_cached, decoder_layer, signed_sin
 from qtts.engine.generation.prefix_cache import PrefixCache
 
 INITIAL_CAPACITY = 256  # positions beyond the prompt allocated at first; doubled when reached
@@ -156,6 +156,67 @@ class LeanTalker:
         logits = self.talker.codec_head(hidden)  # every position, as upstream (same GEMM shape: same bits)
         return logits[:, -1, :].to(copy=True, dtype=torch.float32), hidden[:, -1:, :], hidden
 
+    def prefill_many(self, prompts: list[torch.Tensor], caches: list["_KVCache"],
+                     row_limit: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Several unpadded prompts (each (1, L, H)) through the talker, their new rows side by
+        side in each matrix product, fewer than ``row_limit`` rows per pass; attention per
+        prompt on its own cache.  Each prompt's (logits, hidden) are the bits ``prefill``
+        gives it with the same reused prefix, where every product is exact per row (qtts's
+        int8 kernel below its many-row limit): the caller's guarantee."""
+        segments = []
+        for prompt, cache in zip(prompts, caches):
+            inputs = prompt.to(self.dtype)
+            shared, prefix = self.prefixes.match(inputs[0]) if self.prefixes is not None else (0, None)
+            if prefix is not None:
+                cache.keys[:, 0, :, :shared] = prefix.keys[:, :, :shared]
+                cache.values[:, 0, :, :shared] = prefix.values[:, :, :shared]
+            cache.reserve(inputs.shape[1])
+            segments.append(_Segment(inputs, shared, cache, prefix))
+        passes: list[list[_Segment]] = [[]]
+        for segment in segments:
+            if passes[-1] and sum(s.new for s in passes[-1]) + segment.new >= row_limit:
+                passes.append([])
+            passes[-1].append(segment)
+        for group in passes:
+            self._prefill_pass(group)
+        out = []
+        for segment in segments:
+            length = segment.inputs.shape[1]
+            same = segment.prefix is not None and len(segment.prefix.inputs) == length == segment.shared + 1
+            if self.prefixes is not None and not same:  # as prefill
+                self.prefixes.remember(segment.inputs[0], segment.cache.keys[:, 0, :, :length],
+                                       segment.cache.values[:, 0, :, :length])
+            out.append(self.head(segment.last))
+        return out
+
+    def _prefill_pass(self, segments: list["_Segment"]) -> None:
+        layers = self.talker.model.layers
+        hidden = torch.cat([s.inputs[:, s.shared:] for s in segments], dim=1)
+        positions = torch.cat([torch.arange(s.shared, s.inputs.shape[1]) for s in segments])[None]
+
+        def attention_of(index: int) -> dict:
+            attention = layers[index].self_attn
+
+            def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+                out, at = [], 0
+                for s in segments:
+                    rows = slice(at, at + s.new)
+                    keys, values = s.cache.store(index, s.shared, key[:, :, rows], value[:, :, rows])
+                    # as prefill: new position i sees every position up to shared + i
+                    mask = (torch.ones(s.new, s.shared + s.new, dtype=torch.bool).tril(diagonal=s.shared)[None, None]
+                            if s.prefix is not None else None)
+                    out.append(attend_cached(attention, query[:, :, rows], keys, values, mask))
+                    at += s.new
+                return torch.cat(out, dim=2)
+
+            return {"attend": attend}
+
+        hidden = self.layers(hidden, positions, attention_of)
+        at = 0
+        for s in segments:
+            at += s.new
+            s.last = hidden[:, at - 1:at]
+
     def head(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A step's (fp32 logits, hidden) from its last hidden state."""
         logits = self.talker.codec_head(hidden)
@@ -241,6 +302,21 @@ def _process(scores: torch.Tensor, tokens: torch.Tensor, penalty: float, min_new
     if suppress.numel():
         scores[:, suppress] = -float("inf")
     return scores
+
+
+@dataclass(eq=False)
+class _Segment:
+    """One prompt of a ``prefill_many`` pass: its rows, how many lead rows were reused."""
+
+    inputs: torch.Tensor  # (1, L, H)
+    shared: int
+    cache: "_KVCache"
+    prefix: Any  # the PrefixCache entry its first ``shared`` rows came from, or None
+    last: torch.Tensor | None = None  # its last position's hidden state, once computed
+
+    @property
+    def new(self) -> int:
+        return self.inputs.shape[1] - self.shared
 
 
 @dataclass

@@ -70,6 +70,15 @@ inline void configure() {
   _tile_loadconfig(&config);
 }
 
+// The weight block's bytes kPrefetchSteps steps ahead: tile loads from memory leave the
+// hardware prefetchers behind (8 rows of a 12288x2048 weight streamed from memory on the
+// 2-core Xeon: 1.76-1.79 ms without, 1.51-1.67 with 4 steps ahead; 1 row takes 1.31-1.44).
+constexpr int64_t kPrefetchSteps = 4;
+inline void prefetch_ahead(const int8_t* block) {
+  for (int line = 0; line < 8; ++line)
+    _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchSteps * 8 * kStep + line * 64), _MM_HINT_T0);
+}
+
 // Output rows [n0, min(n0 + 8 * NB, n1)) (NB packed blocks of 8) for activation group g.
 template <int NB>
 inline void blocks(const Problem& p, int64_t n0, int64_t n1, int64_t g) {
@@ -85,6 +94,8 @@ inline void blocks(const Problem& p, int64_t n0, int64_t n1, int64_t g) {
     const int8_t* w0 = weight_at(p, n0, s0 * kStep);
     const int8_t* w1 = NB == 2 ? weight_at(p, n0 + 8, s0 * kStep) : nullptr;
     for (int64_t s = s0; s < s1; ++s, w0 += 8 * kStep) {
+      prefetch_ahead(w0);
+      if constexpr (NB == 2) prefetch_ahead(w1);
       _tile_loadd(4, b + s * kTileBytes, 64);
       _tile_loadd(2, w0, 64);
       _tile_dpbsud(0, 2, 4);

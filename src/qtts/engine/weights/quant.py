@@ -29,6 +29,18 @@ from qtts.engine.memory import trim_heap
 
 INT4_GROUP = 128
 MANY_ROWS = 24  # from here on, a bf16 GEMM beats the int8 matrix-vector kernel (measured)
+# With AMX tiles (the kernel's avx512vnni-amx variant) the exact kernel stays ahead much longer:
+# a 12288x2048 weight on the 2-core Xeon, kernel / bf16 GEMM path: 27 rows 2.6 / 10.7 ms,
+# 67 rows 5.6 / 12.2, 150 rows 11.7 / 14.4, 300 rows 24.6 / 18.9.
+MANY_ROWS_AMX = 160
+
+
+@functools.cache
+def many_rows(kernel: Any) -> int:
+    """Rows from which ``Int8Linear`` takes the bf16 GEMM (where the CPU has native bf16)
+    instead of qtts's exact kernel: below it, each row's bits are its own."""
+    variant = kernel.variant() if kernel is not None else ""
+    return MANY_ROWS_AMX if variant.endswith("-amx") else MANY_ROWS
 
 
 class Scratch:
@@ -80,13 +92,14 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, shape[-1])
-        if self.kernel is not None and rows.shape[0] < MANY_ROWS and x.dtype == torch.float32:
+        limit = many_rows(self.kernel)
+        if self.kernel is not None and rows.shape[0] < limit and x.dtype == torch.float32:
             # The common case of a generation step, with as little around the kernel as possible.
             out = self.kernel.int8_gemv(rows, self.weight_packed, self.row_sums, self.scale_fp32)
             if self.bias is not None:
                 out = out + self.bias
             return out.view(*shape[:-1], self.out_features)
-        if rows.shape[0] >= MANY_ROWS and fast_bf16_gemm():
+        if rows.shape[0] >= limit and fast_bf16_gemm():
             rows = rows.to(torch.bfloat16).contiguous()
             # Prefill on CPUs with native bf16: a matrix-vector kernel slows down linearly with
             # rows; an exact bf16 copy of the int8 codes (|q| <= 127) goes through oneDNN's
