@@ -5,8 +5,9 @@ On a CPU a frame costs reading the weights: the talker's once and the code predi
 times.  ``FrameLoop`` reads them once per frame for every active stream (a chunk of some
 request).  The streams admitted at one frame boundary are prefilled together (their prompt
 rows side by side in each matrix product, attention per stream on its own KV cache; alone
-where rows are not exact per row) and join at the next frame; a stream leaves when it ends (end of speech, its frame cap, its guard's
-timeout or cancellation) and its codes go back to the caller, who decodes them.
+where rows are not exact per row) and join at the next frame; a stream leaves when it ends
+(end of speech, its frame cap, its guard's timeout or cancellation) and its codes go back to
+the caller, who decodes them.
 
 Each frame: every stream samples its next first code from its own logits (its own
 processors, settings and random generator); the code predictor runs once for all streams;
