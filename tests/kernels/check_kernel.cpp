@@ -52,6 +52,17 @@ int check(int64_t rows, int64_t k, int64_t n, std::mt19937& rng, bool extremes) 
   const int64_t split = n < 5 ? n : 5;  // two ranges, as threads would split them
   qtts::compute(p, 0, split);
   qtts::compute(p, split, n);
+  if (!tiles.empty()) {  // the AMX tiles give the bits of the vector loops (which run where AMX is refused)
+    std::vector<float> tiled(out);
+    qtts::Problem loops = p;
+    loops.planes.tiles = nullptr;
+    qtts::compute(loops, 0, n);
+    for (int64_t j = 0; j < rows * n; ++j)
+      if (!(tiled[j] == out[j] || (std::isnan(tiled[j]) && std::isnan(out[j])))) {
+        std::printf("AMX tiles and vector loops differ at %lld (rows=%lld)\n", (long long)j, (long long)rows);
+        return 1;
+      }
+  }
   if (rows == 1) {  // the streamed (non-temporally prefetched) read gives the same bits
     std::vector<float> first(out);
     qtts::Problem streamed = p;

@@ -161,3 +161,17 @@ def test_a_stale_build_lock_is_removed_and_a_fresh_one_waited_for_boundedly(tmp_
     started = time.monotonic()
     reason = kernels._wait_for_lock(lock, wait_s=1)
     assert "another build" in reason and time.monotonic() - started < 5
+
+
+def test_amx_is_chosen_only_where_the_cpu_has_int8_tiles_and_can_be_turned_off(monkeypatch):
+    from qtts import cpu
+
+    chosen = kernels.cpu_variant()
+    if chosen is None or not chosen.startswith("avx512vnni"):
+        pytest.skip(f"no AVX-512 VNNI here ({chosen})")
+    assert (chosen == "avx512vnni-amx") == ("amx_int8" in cpu.cpu_flags())
+    monkeypatch.setenv("QTTS_KERNEL_AMX", "0")
+    assert kernels.cpu_variant() == "avx512vnni"
+    monkeypatch.setenv("QTTS_KERNEL_AMX", "1")
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx512f", "avx512_vnni"}))
+    assert kernels.cpu_variant() == "avx512vnni"
