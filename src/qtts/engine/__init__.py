@@ -14,3 +14,15 @@ Its jobs, a folder or module each, from the top down:
 - ``kernels/``: qtts's own C++ kernels (int8 matrix products, native steps, SnakeBeta).
 - ``prompts``, ``memory``: the voice types and memory checks every part shares.
 """
+
+import os
+
+# torch's OpenMP threads (libgomp) spin for a while after each parallel region; on a few cores
+# they take the CPU from qtts's own thread pool when its loops run right after torch's or beside
+# them (the decoder's convolutions between torch's ops, the generation loop beside a decoding
+# stream).  Measured on the 2-core Xeon, a 16-frame decoder group with the AMX convolutions:
+# 0.441 s spinning (17% of the samples in libgomp), 0.332 s with OMP_WAIT_POLICY=PASSIVE; the
+# 1- and 8-row frames within noise either way.  Set before torch loads (every torch import of
+# qtts is inside this package), unless the user chose a policy.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from qtts.engine.codec.decoder import convolve
+from qtts.engine.codec.decoder import convolve, convolve_time_major
 
 # Longer inputs are decoded in pieces of this many frames: the same waveform, and on the
 # 2-core EPYC the fastest size measured (0.63-0.68 s per audio second at 25 frames, 0.9-1.0
@@ -68,17 +68,14 @@ def causal_conv_forward(self: Any, hidden: Any) -> Any:
     """``Qwen3TTSTokenizerV2CausalConvNet.forward`` (stride 1) with the left padding taken
     from the active state's tail (zeros without one, as upstream), in the module's layout."""
     import torch
-    import torch.nn.functional as F
 
-    pad, conv = self.padding, self.conv
+    pad = self.padding
     if self.qtts_time_major:  # (batch, time, channels) in memory; conv2d sees channels-last
         padded = _time_major(hidden)
         if pad:
             padded = torch.cat([_tail(self, padded.new_zeros(hidden.shape[0], pad, hidden.shape[1])), padded], dim=1)
             _keep(self, padded[:, padded.shape[1] - pad:])
-        out = F.conv2d(padded.transpose(1, 2).unsqueeze(2), conv.weight.unsqueeze(2), conv.bias,
-                       dilation=(1, conv.dilation[0]), groups=conv.groups)
-        return out.squeeze(2)
+        return convolve_time_major(self, padded)
     if pad:
         hidden = torch.cat([_tail(self, hidden.new_zeros(hidden.shape[0], hidden.shape[1], pad)), hidden], dim=-1)
         _keep(self, hidden[..., hidden.shape[-1] - pad:])
@@ -91,18 +88,17 @@ def trans_conv_forward(self: Any, hidden: Any) -> Any:
     two strides, the previous input sample (zeros at the start, as upstream) completes the
     group's first output window."""
     import torch
-    import torch.nn.functional as F
 
-    stride, conv = self.qtts_stride, self.conv
+    stride = self.qtts_stride
     batch = hidden.shape[0]
     if self.qtts_time_major:
         steps = _time_major(hidden)
         if self.qtts_overlap:
             steps = torch.cat([_tail(self, steps.new_zeros(batch, 1, steps.shape[2])), steps], dim=1)
             _keep(self, steps[:, -1:])
-        out = F.conv2d(steps.transpose(1, 2).unsqueeze(2), conv.weight.unsqueeze(2), conv.bias)
+        out = convolve_time_major(self, steps)
         length = out.shape[-1]  # rows are phase-major: (batch, time, phase, channel) in memory
-        return out.permute(0, 2, 3, 1).reshape(batch, length * stride, -1).transpose(1, 2)
+        return out.transpose(1, 2).reshape(batch, length * stride, -1).transpose(1, 2)
     if self.qtts_overlap:
         hidden = torch.cat([_tail(self, hidden.new_zeros(batch, hidden.shape[1], 1)), hidden], dim=-1)
         _keep(self, hidden[..., -1:])

@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 SOURCE = HERE / "binding.cpp"
-HEADERS = [HERE / name for name in ("int8_gemv_core.h", "int8_amx.h", "decoder_step.h", "predictor_frame.h", "snake.h",
-                                    "thread_pool.h")]
+HEADERS = [HERE / name for name in ("int8_gemv_core.h", "int8_amx.h", "conv_amx.h", "decoder_step.h",
+                                    "predictor_frame.h", "snake.h", "thread_pool.h")]
 # The loops run on qtts's own thread pool (thread_pool.h), not OpenMP: the same build on Linux
 # and macOS (whose clang has no OpenMP runtime); OpenMP's simd pragmas only need the compiler.
 OPENMP_FLAGS = ["-fopenmp-simd"]
@@ -46,9 +46,9 @@ K_MULTIPLE = 64  # the kernel's input width must be a multiple of this
 # Compiler flags of each variant (the core header picks its code path from them).
 VARIANT_FLAGS = {
     "avx512vnni": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni"],
-    # the same, with AMX tiles for 2+ rows (int8_amx.h); same bits
+    # the same, with AMX tiles for 2+ rows (int8_amx.h; same bits) and the decoder's convolutions (conv_amx.h)
     "avx512vnni-amx": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni", "-mamx-tile",
-                       "-mamx-int8"],
+                       "-mamx-int8", "-mamx-bf16"],
     "avx2": ["-mavx2", "-mfma", "-mf16c"],
     "neon-dotprod": ["-march=armv8.2-a+dotprod"],
 }
@@ -64,7 +64,7 @@ def cpu_variant() -> str | None:
     machine = platform.machine().lower()
     if machine in ("x86_64", "amd64"):
         if torch.cpu._is_avx512_supported() and torch.cpu._is_vnni_supported():
-            return "avx512vnni-amx" if _amx_int8() else "avx512vnni"
+            return "avx512vnni-amx" if _amx() else "avx512vnni"
         if torch.cpu._is_avx2_supported():
             return "avx2"
         return None
@@ -73,14 +73,14 @@ def cpu_variant() -> str | None:
     return None
 
 
-def _amx_int8() -> bool:
-    """AMX with int8 tiles, and the OS lets this process use them (Linux asks per process;
+def _amx() -> bool:
+    """AMX with int8 and bf16 tiles, and the OS lets this process use them (Linux asks per process;
     torch's ``_init_amx`` makes that request)."""
     import torch
 
     from qtts.cpu import cpu_flags
 
-    if os.environ.get("QTTS_KERNEL_AMX", "1") == "0" or "amx_int8" not in cpu_flags():
+    if os.environ.get("QTTS_KERNEL_AMX", "1") == "0" or not {"amx_int8", "amx_bf16"} <= cpu_flags():
         return False
     return bool(torch.cpu._is_amx_tile_supported() and torch.cpu._init_amx())
 

@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "decoder_step.h"
+#if QTTS_AMX
+#include "conv_amx.h"
+#endif
 #include "int8_gemv_core.h"
 #include "predictor_frame.h"
 #include "snake.h"
@@ -129,6 +132,53 @@ torch::Tensor snake(torch::Tensor x, torch::Tensor alpha, torch::Tensor inv_beta
   return out;
 }
 
+// The decoder's convolutions on AMX bf16 tiles (conv_amx.h), where this variant has them.
+bool conv_amx_available() {
+#if QTTS_AMX
+  return qtts::detail::amx_permitted();
+#else
+  return false;
+#endif
+}
+
+// w: (out, in, taps) float32, in a multiple of 32 -> the packed hi/lo tiles (int16).
+torch::Tensor conv_amx_pack(torch::Tensor w) {
+  TORCH_CHECK(conv_amx_available(), "conv_amx: not in this variant");
+  TORCH_CHECK(w.dim() == 3 && w.scalar_type() == torch::kFloat && w.size(1) % 32 == 0,
+              "conv_amx: w must be (out, in, taps) float32 with in a multiple of 32");
+#if QTTS_AMX
+  const auto wc = w.contiguous();
+  auto out = torch::empty({qtts::conv_amx::packed_size(w.size(0), w.size(1), w.size(2))}, torch::kShort);
+  qtts::conv_amx::pack(wc.data_ptr<float>(), w.size(0), w.size(1), w.size(2),
+                       reinterpret_cast<uint16_t*>(out.data_ptr<int16_t>()));
+  return out;
+#else
+  return torch::Tensor();
+#endif
+}
+
+// x: (batch, rows, in) float32 time-major contiguous -> (batch, rows - (taps - 1) * dilation, out).
+torch::Tensor conv_amx_run(torch::Tensor x, torch::Tensor packed, c10::optional<torch::Tensor> bias, int64_t out,
+                           int64_t taps, int64_t dilation) {
+  TORCH_CHECK(conv_amx_available(), "conv_amx: not in this variant");
+  TORCH_CHECK(x.dim() == 3 && x.scalar_type() == torch::kFloat, "conv_amx: x must be (batch, rows, in) float32");
+  const int64_t batch = x.size(0), rows = x.size(1), in = x.size(2);
+  TORCH_CHECK(packed.numel() > 0 && in % 32 == 0, "conv_amx: in must be a multiple of 32");
+  const int64_t rows_out = rows - (taps - 1) * dilation;
+  TORCH_CHECK(rows_out > 0, "conv_amx: input shorter than the kernel's reach");
+  const auto xc = x.contiguous();
+  auto y = torch::empty({batch, rows_out, out}, torch::kFloat);
+  torch::Tensor b = bias.has_value() ? bias->to(torch::kFloat).contiguous() : torch::Tensor();
+#if QTTS_AMX
+  for (int64_t i = 0; i < batch; ++i)
+    qtts::conv_amx::run(xc.data_ptr<float>() + i * rows * in, rows, in,
+                        reinterpret_cast<const uint16_t*>(packed.data_ptr<int16_t>()),
+                        b.defined() ? b.data_ptr<float>() : nullptr, out, taps, dilation,
+                        y.data_ptr<float>() + i * rows_out * out);
+#endif
+  return y;
+}
+
 std::string variant() { return qtts::variant_name(); }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -146,6 +196,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("predictor_frame", &make_frame, "a PredictorFrame over a DecoderStack, heads and embeddings");
   m.def("sample", &sample, "one code from logits as a PredictorFrame samples");
   m.def("snake", &snake, "SnakeBeta in one pass (see snake.h)");
+  m.def("conv_amx_available", &conv_amx_available, "whether the decoder's convolutions can run on AMX tiles");
+  m.def("conv_amx_pack", &conv_amx_pack, "pack (out, in, taps) float32 weights for conv_amx_run");
+  m.def("conv_amx_run", &conv_amx_run, "a time-major convolution on AMX bf16x3 tiles (conv_amx.h)",
+        pybind11::call_guard<pybind11::gil_scoped_release>());
   m.def("set_threads", [](int threads) { qtts::ThreadPool::instance().set_threads(threads); },
         "threads of qtts's pool, the caller included (thread_pool.h)", pybind11::call_guard<pybind11::gil_scoped_release>());
   m.def("threads", []() { return qtts::ThreadPool::instance().threads(); }, "threads of qtts's pool");

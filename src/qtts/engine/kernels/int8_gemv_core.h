@@ -22,8 +22,8 @@
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 #define QTTS_VARIANT_AVX512VNNI 1
 #include <immintrin.h>
-#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
-#define QTTS_AMX 1  // its 2+-row path uses AMX tiles (int8_amx.h)
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__) && defined(__AMX_BF16__)
+#define QTTS_AMX 1  // its 2+-row path uses AMX tiles (int8_amx.h); the decoder's convolutions too (conv_amx.h)
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif

@@ -1,0 +1,167 @@
+// The decoder's convolutions on AMX bf16 tiles at near-fp32 accuracy ("bf16x3").
+//
+// A float x is split into hi = bf16(x) and lo = bf16(x - hi) (16 significant bits between
+// them); a product x * w is hi_x * hi_w + hi_x * lo_w + lo_x * hi_w (the dropped lo_x * lo_w
+// is ~2^-16 of it), each term multiplied by a tdpbf16ps and summed in fp32 in the tile.
+// Measured on the 2-core Xeon: a 192-channel, 7-tap convolution over 10,246 samples takes
+// 23 ms in fp32 (oneDNN, 228 GFLOP/s); see engine/codec/decoder.py for this one.
+//
+// Layout: time-major (time, channels), as the decoder's time-major forwards hold it.  Output
+// row t is  bias + sum over taps k and input channels c of w[o, c, k] * x[t + k * dilation, c]
+// (the caller puts the causal left context in front of x).  Each output row is computed from
+// its own inputs in a fixed order, whatever the length: a sequence decoded group by group
+// gives the bits of one decode of it all.
+//
+// Only compiled into the avx512vnni-amx variant (QTTS_AMX); elsewhere the decoder keeps
+// oneDNN's fp32 convolutions.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "thread_pool.h"
+
+namespace qtts {
+namespace conv_amx {
+
+constexpr int64_t kTime = 16;      // output rows per tile
+constexpr int64_t kChannels = 32;  // input channels per tile step (16 bf16 pairs)
+constexpr int64_t kOut = 16;       // output channels per C tile
+constexpr int64_t kGroupOut = 64;  // the packed weights pad output channels to a multiple of this
+constexpr int64_t kTileHalves = 16 * 32;  // bf16 values in one B tile
+
+inline uint16_t to_bf16(float f) {  // round to nearest even; NaN stays NaN
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+inline float from_bf16(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline int64_t padded_out(int64_t out) { return (out + kGroupOut - 1) / kGroupOut * kGroupOut; }
+
+// Values of the packed weights: [hi, lo][tap][in / 32][padded out / 16] tiles of 16 rows (input
+// channel pairs) x 32 (16 output channels x the pair), as tdpbf16ps reads B.
+inline int64_t packed_size(int64_t out, int64_t in, int64_t taps) {
+  return 2 * taps * (in / kChannels) * (padded_out(out) / kOut) * kTileHalves;
+}
+
+// w: (out, in, taps) fp32 row-major.
+inline void pack(const float* w, int64_t out, int64_t in, int64_t taps, uint16_t* packed) {
+  const int64_t blocks_in = in / kChannels, blocks_out = padded_out(out) / kOut;
+  const int64_t half = taps * blocks_in * blocks_out * kTileHalves;
+  std::memset(packed, 0, static_cast<size_t>(2 * half) * sizeof(uint16_t));
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t c = 0; c < in; ++c)
+      for (int64_t k = 0; k < taps; ++k) {
+        const float v = w[(o * in + c) * taps + k];
+        const uint16_t hi = to_bf16(v), lo = to_bf16(v - from_bf16(hi));
+        const int64_t tile = (k * blocks_in + c / kChannels) * blocks_out + o / kOut;
+        const int64_t at = tile * kTileHalves + ((c % kChannels) / 2) * 32 + (o % kOut) * 2 + (c % 2);
+        packed[at] = hi;
+        packed[half + at] = lo;
+      }
+}
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Tiles 0-3: C (16 rows x 16 fp32) of four blocks of 16 output channels; 4, 5: A (16 rows x
+// 32 bf16), the input's hi and lo; 6: B.  (Two blocks of 16 rows per B tile instead, 4 A
+// loads per 6 products against 10 loads per 12 here, measured slower: 192 -> 192 channels,
+// kernel 7, 2 x 10,246 samples 16.3 -> 25.2 ms.)
+inline void configure() {
+  TileConfig config;
+  for (int t = 0; t < 7; ++t) config.rows[t] = 16, config.colsb[t] = 64;
+  _tile_loadconfig(&config);
+}
+
+// g++'s tile intrinsics are macros that paste the tile number: it must be a literal.
+#define QTTS_CONV_AMX_MULTIPLY(J, b_hi, b_lo) \
+  do {                                        \
+    _tile_loadd(6, (b_hi), 64);               \
+    _tile_dpbf16ps(J, 4, 6);                  \
+    _tile_dpbf16ps(J, 5, 6);                  \
+    _tile_loadd(6, (b_lo), 64);               \
+    _tile_dpbf16ps(J, 4, 6);                  \
+  } while (0)
+
+struct Problem {
+  const uint16_t* x_hi;  // (rows_in + kTime, in): the split input, zero rows after the end
+  const uint16_t* x_lo;
+  const uint16_t* w;     // packed (pack())
+  const float* bias;     // (out,) or null
+  int64_t in, out, taps, dilation, rows_out;
+  float* y;              // (rows_out, out)
+};
+
+// Output rows [t0, t0 + 16) x output channels [o0, o0 + 64).
+inline void block(const Problem& p, int64_t t0, int64_t o0) {
+  const int64_t blocks_in = p.in / kChannels, blocks_out = padded_out(p.out) / kOut;
+  const int64_t half = p.taps * blocks_in * blocks_out * kTileHalves;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  const int64_t stride = p.in * 2;  // bytes per input row
+  for (int64_t k = 0; k < p.taps; ++k) {
+    const int64_t row = t0 + k * p.dilation;
+    for (int64_t c = 0; c < blocks_in; ++c) {
+      _tile_loadd(4, p.x_hi + row * p.in + c * kChannels, stride);
+      _tile_loadd(5, p.x_lo + row * p.in + c * kChannels, stride);
+      const uint16_t* b = p.w + ((k * blocks_in + c) * blocks_out + o0 / kOut) * kTileHalves;
+      QTTS_CONV_AMX_MULTIPLY(0, b, b + half);
+      QTTS_CONV_AMX_MULTIPLY(1, b + kTileHalves, b + half + kTileHalves);
+      QTTS_CONV_AMX_MULTIPLY(2, b + 2 * kTileHalves, b + half + 2 * kTileHalves);
+      QTTS_CONV_AMX_MULTIPLY(3, b + 3 * kTileHalves, b + half + 3 * kTileHalves);
+    }
+  }
+  alignas(64) float c[4][kTime][kOut];
+  _tile_stored(0, &c[0][0][0], 64);
+  _tile_stored(1, &c[1][0][0], 64);
+  _tile_stored(2, &c[2][0][0], 64);
+  _tile_stored(3, &c[3][0][0], 64);
+  for (int64_t r = 0; r < kTime && t0 + r < p.rows_out; ++r)
+    for (int64_t j = 0; j < 4; ++j)
+      for (int64_t o = 0; o < kOut; ++o) {
+        const int64_t channel = o0 + j * kOut + o;
+        if (channel < p.out) p.y[(t0 + r) * p.out + channel] = c[j][r][o] + (p.bias ? p.bias[channel] : 0.f);
+      }
+}
+
+// y (rows_in - (taps - 1) * dilation, out) from x (rows_in, in), both time-major fp32.
+inline void run(const float* x, int64_t rows_in, int64_t in, const uint16_t* w, const float* bias, int64_t out,
+                int64_t taps, int64_t dilation, float* y) {
+  const int64_t rows_out = rows_in - (taps - 1) * dilation;
+  if (rows_out <= 0) return;
+  std::vector<uint16_t> hi(static_cast<size_t>((rows_in + kTime) * in), 0), lo(hi.size(), 0);
+  parallel_for(0, rows_in, 64, [&](int64_t first, int64_t last) {
+    for (int64_t i = first * in; i < last * in; ++i) {
+      hi[i] = to_bf16(x[i]);
+      lo[i] = to_bf16(x[i] - from_bf16(hi[i]));
+    }
+  });
+  const Problem p{hi.data(), lo.data(), w, bias, in, out, taps, dilation, rows_out, y};
+  const int64_t blocks_t = (rows_out + kTime - 1) / kTime, groups = padded_out(out) / kGroupOut;
+  parallel_for(0, blocks_t * groups, 1, [&](int64_t first, int64_t last) {
+    configure();
+    for (int64_t task = first; task < last; ++task) block(p, (task / groups) * kTime, (task % groups) * kGroupOut);
+    _tile_release();
+  });
+}
+
+}  // namespace conv_amx
+}  // namespace qtts
