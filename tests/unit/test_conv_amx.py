@@ -37,17 +37,21 @@ def test_the_kernel_is_fp32_to_110_db_and_each_row_its_own(native, cin, cout, ta
     bias = torch.randn(cout)
     x = torch.randn(2, rows + (taps - 1) * dilation, cin)
     packed = native.conv_amx_pack(weight)
-    got = native.conv_amx_run(x, packed, bias, cout, taps, dilation)
+    got = native.conv_amx_run(x, None, packed, bias, cout, taps, dilation)
     reference = torch.nn.functional.conv1d(x.double().transpose(1, 2), weight.double(), bias.double(),
                                            dilation=dilation).transpose(1, 2)
     assert got.shape == reference.shape
     assert _snr(reference, got) > MIN_SNR_DB
     half = rows // 2
     if half:
-        later = native.conv_amx_run(x[:, half:].contiguous(), packed, bias, cout, taps, dilation)
+        later = native.conv_amx_run(x[:, half:].contiguous(), None, packed, bias, cout, taps, dilation)
         assert torch.equal(later, got[:, half:])  # the same bits, whatever came before
-    unbiased = native.conv_amx_run(x, packed, None, cout, taps, dilation)
+    unbiased = native.conv_amx_run(x, None, packed, None, cout, taps, dilation)
     assert torch.allclose(unbiased + bias, got, atol=1e-5)
+    split = min(3, x.shape[1] - 1)  # the left context given apart: the same bits as joined
+    apart = native.conv_amx_run(x[:, split:].contiguous(), x[:, :split].contiguous(), packed, bias, cout, taps,
+                                dilation)
+    assert torch.equal(apart, got)
 
 
 def test_nan_propagates_and_a_bad_shape_is_refused(native):
@@ -55,12 +59,12 @@ def test_nan_propagates_and_a_bad_shape_is_refused(native):
     packed = native.conv_amx_pack(weight)
     x = torch.randn(1, 20, 64)
     x[0, 5, 3] = float("nan")
-    out = native.conv_amx_run(x, packed, None, 64, 3, 1)
+    out = native.conv_amx_run(x, None, packed, None, 64, 3, 1)
     assert out[0, 3:6].isnan().all() and not out[0, 6:].isnan().any() and not out[0, :3].isnan().any()
     with pytest.raises(RuntimeError):
         native.conv_amx_pack(torch.randn(64, 48, 3))  # input channels not a multiple of 32
     with pytest.raises(RuntimeError):
-        native.conv_amx_run(torch.randn(1, 2, 64), packed, None, 64, 3, 1)  # shorter than the kernel
+        native.conv_amx_run(torch.randn(1, 2, 64), None, packed, None, 64, 3, 1)  # shorter than the kernel
 
 
 def _install(module, forward):

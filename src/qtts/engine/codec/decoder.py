@@ -108,18 +108,21 @@ def amx_applies(in_channels: int, dtype: Any) -> bool:
     return dtype == torch.float32 and in_channels % 32 == 0
 
 
-def convolve_time_major(module: Any, padded: Any) -> Any:
-    """``module.conv`` over ``padded`` (batch, time, channels in), time-major: (batch, channels
-    out, time) laid out time-major.  On AMX tiles where ``prepare_amx`` packed it."""
+def convolve_time_major(module: Any, steps: Any, head: Any = None) -> Any:
+    """``module.conv`` over ``head`` (the left context, or None) and then ``steps``, each
+    (batch, time, channels in) time-major: (batch, channels out, time), laid out time-major.
+    On AMX tiles where ``prepare_amx`` packed it (which reads the two without joining them)."""
+    import torch
     import torch.nn.functional as F
 
     conv = module.conv
     if getattr(module, "qtts_amx", None) is not None and not _PLAIN.get():
         from qtts.engine import kernels
 
-        out = kernels.load().conv_amx_run(padded, module.qtts_amx, module.qtts_amx_bias, conv.out_channels,
+        out = kernels.load().conv_amx_run(steps, head, module.qtts_amx, module.qtts_amx_bias, conv.out_channels,
                                           conv.kernel_size[0], conv.dilation[0])
         return out.transpose(1, 2)
+    padded = steps if head is None else torch.cat([head, steps], dim=1)
     out = F.conv2d(padded.transpose(1, 2).unsqueeze(2), conv.weight.unsqueeze(2), conv.bias,
                    dilation=(1, conv.dilation[0]), groups=conv.groups)
     return out.squeeze(2)

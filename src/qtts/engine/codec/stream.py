@@ -70,12 +70,13 @@ def causal_conv_forward(self: Any, hidden: Any) -> Any:
     import torch
 
     pad = self.padding
-    if self.qtts_time_major:  # (batch, time, channels) in memory; conv2d sees channels-last
-        padded = _time_major(hidden)
-        if pad:
-            padded = torch.cat([_tail(self, padded.new_zeros(hidden.shape[0], pad, hidden.shape[1])), padded], dim=1)
-            _keep(self, padded[:, padded.shape[1] - pad:])
-        return convolve_time_major(self, padded)
+    if self.qtts_time_major:  # (batch, time, channels) in memory
+        steps = _time_major(hidden)
+        if not pad:
+            return convolve_time_major(self, steps)
+        head = _tail(self, steps.new_zeros(hidden.shape[0], pad, hidden.shape[1]))
+        _keep(self, steps[:, -pad:] if steps.shape[1] >= pad else torch.cat([head, steps], dim=1)[:, -pad:])
+        return convolve_time_major(self, steps, head)
     if pad:
         hidden = torch.cat([_tail(self, hidden.new_zeros(hidden.shape[0], hidden.shape[1], pad)), hidden], dim=-1)
         _keep(self, hidden[..., hidden.shape[-1] - pad:])
@@ -93,10 +94,11 @@ def trans_conv_forward(self: Any, hidden: Any) -> Any:
     batch = hidden.shape[0]
     if self.qtts_time_major:
         steps = _time_major(hidden)
+        head = None
         if self.qtts_overlap:
-            steps = torch.cat([_tail(self, steps.new_zeros(batch, 1, steps.shape[2])), steps], dim=1)
+            head = _tail(self, steps.new_zeros(batch, 1, steps.shape[2]))
             _keep(self, steps[:, -1:])
-        out = convolve_time_major(self, steps)
+        out = convolve_time_major(self, steps, head)
         length = out.shape[-1]  # rows are phase-major: (batch, time, phase, channel) in memory
         return out.transpose(1, 2).reshape(batch, length * stride, -1).transpose(1, 2)
     if self.qtts_overlap:

@@ -157,21 +157,27 @@ torch::Tensor conv_amx_pack(torch::Tensor w) {
 #endif
 }
 
-// x: (batch, rows, in) float32 time-major contiguous -> (batch, rows - (taps - 1) * dilation, out).
-torch::Tensor conv_amx_run(torch::Tensor x, torch::Tensor packed, c10::optional<torch::Tensor> bias, int64_t out,
-                           int64_t taps, int64_t dilation) {
+// x: (batch, rows, in) float32 time-major, after head: (batch, head rows, in) or None (the
+// causal left context) -> (batch, head rows + rows - (taps - 1) * dilation, out).
+torch::Tensor conv_amx_run(torch::Tensor x, c10::optional<torch::Tensor> head, torch::Tensor packed,
+                           c10::optional<torch::Tensor> bias, int64_t out, int64_t taps, int64_t dilation) {
   TORCH_CHECK(conv_amx_available(), "conv_amx: not in this variant");
   TORCH_CHECK(x.dim() == 3 && x.scalar_type() == torch::kFloat, "conv_amx: x must be (batch, rows, in) float32");
   const int64_t batch = x.size(0), rows = x.size(1), in = x.size(2);
   TORCH_CHECK(packed.numel() > 0 && in % 32 == 0, "conv_amx: in must be a multiple of 32");
-  const int64_t rows_out = rows - (taps - 1) * dilation;
+  torch::Tensor h = head.has_value() ? head->contiguous() : torch::Tensor();
+  TORCH_CHECK(!h.defined() || (h.dim() == 3 && h.scalar_type() == torch::kFloat && h.size(0) == batch &&
+                               h.size(2) == in), "conv_amx: head must be (batch, rows, in) float32 like x");
+  const int64_t head_rows = h.defined() ? h.size(1) : 0;
+  const int64_t rows_out = head_rows + rows - (taps - 1) * dilation;
   TORCH_CHECK(rows_out > 0, "conv_amx: input shorter than the kernel's reach");
   const auto xc = x.contiguous();
   auto y = torch::empty({batch, rows_out, out}, torch::kFloat);
   torch::Tensor b = bias.has_value() ? bias->to(torch::kFloat).contiguous() : torch::Tensor();
 #if QTTS_AMX
   for (int64_t i = 0; i < batch; ++i)
-    qtts::conv_amx::run(xc.data_ptr<float>() + i * rows * in, rows, in,
+    qtts::conv_amx::run(h.defined() ? h.data_ptr<float>() + i * head_rows * in : nullptr, head_rows,
+                        xc.data_ptr<float>() + i * rows * in, rows, in,
                         reinterpret_cast<const uint16_t*>(packed.data_ptr<int16_t>()),
                         b.defined() ? b.data_ptr<float>() : nullptr, out, taps, dilation,
                         y.data_ptr<float>() + i * rows_out * out);

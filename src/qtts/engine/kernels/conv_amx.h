@@ -18,7 +18,7 @@
 
 #include <cstdint>
 #include <cstring>
-#include <vector>
+#include <memory>
 
 #include "thread_pool.h"
 
@@ -142,19 +142,29 @@ inline void block(const Problem& p, int64_t t0, int64_t o0) {
       }
 }
 
-// y (rows_in - (taps - 1) * dilation, out) from x (rows_in, in), both time-major fp32.
-inline void run(const float* x, int64_t rows_in, int64_t in, const uint16_t* w, const float* bias, int64_t out,
-                int64_t taps, int64_t dilation, float* y) {
-  const int64_t rows_out = rows_in - (taps - 1) * dilation;
+// y (rows_in - (taps - 1) * dilation, out) from the input rows: ``head_rows`` rows of
+// ``head`` (the causal left context a stream carries), then the rows of ``x``; all
+// time-major fp32 (in channels each).  Taking the two apart saves the caller a copy.
+inline void run(const float* head, int64_t head_rows, const float* x, int64_t rows, int64_t in, const uint16_t* w,
+                const float* bias, int64_t out, int64_t taps, int64_t dilation, float* y) {
+  const int64_t rows_in = head_rows + rows, rows_out = rows_in - (taps - 1) * dilation;
   if (rows_out <= 0) return;
-  std::vector<uint16_t> hi(static_cast<size_t>((rows_in + kTime) * in), 0), lo(hi.size(), 0);
+  const size_t size = static_cast<size_t>((rows_in + kTime) * in);
+  std::unique_ptr<uint16_t[]> hi(new uint16_t[size]), lo(new uint16_t[size]);  // written below, not zeroed first
+  std::memset(hi.get() + rows_in * in, 0, static_cast<size_t>(kTime * in) * sizeof(uint16_t));
+  std::memset(lo.get() + rows_in * in, 0, static_cast<size_t>(kTime * in) * sizeof(uint16_t));
   parallel_for(0, rows_in, 64, [&](int64_t first, int64_t last) {
-    for (int64_t i = first * in; i < last * in; ++i) {
-      hi[i] = to_bf16(x[i]);
-      lo[i] = to_bf16(x[i] - from_bf16(hi[i]));
+    for (int64_t r = first; r < last; ++r) {
+      const float* from = r < head_rows ? head + r * in : x + (r - head_rows) * in;
+      uint16_t* to_hi = hi.get() + r * in;
+      uint16_t* to_lo = lo.get() + r * in;
+      for (int64_t i = 0; i < in; ++i) {
+        to_hi[i] = to_bf16(from[i]);
+        to_lo[i] = to_bf16(from[i] - from_bf16(to_hi[i]));
+      }
     }
   });
-  const Problem p{hi.data(), lo.data(), w, bias, in, out, taps, dilation, rows_out, y};
+  const Problem p{hi.get(), lo.get(), w, bias, in, out, taps, dilation, rows_out, y};
   const int64_t blocks_t = (rows_out + kTime - 1) / kTime, groups = padded_out(out) / kGroupOut;
   parallel_for(0, blocks_t * groups, 1, [&](int64_t first, int64_t last) {
     configure();
