@@ -37,7 +37,8 @@ static void each_item_once(int threads) {
         for (int64_t i = 0; i < n; ++i)
           CHECK(hits[static_cast<size_t>(i)].load() == 1, "threads %d n %lld grain %lld item %lld ran %d times",
                 threads, (long long)n, (long long)grain, (long long)i, hits[static_cast<size_t>(i)].load());
-        const int64_t most = n == 0 ? 0 : std::min<int64_t>(threads, (n + grain - 1) / grain);
+        const int64_t parts = threads == 1 ? 1 : threads * qtts::ThreadPool::kPartsPerThread;
+        const int64_t most = n == 0 ? 0 : std::min<int64_t>(parts, (n + grain - 1) / grain);
         CHECK(calls.load() <= most, "threads %d n %lld grain %lld: %d parts, at most %lld", threads, (long long)n,
               (long long)grain, calls.load(), (long long)most);
       }
