@@ -20,6 +20,7 @@
 #include <cstring>
 #include <memory>
 
+#include "int8_gemv_core.h"
 #include "thread_pool.h"
 
 namespace qtts {
@@ -71,20 +72,12 @@ inline void pack(const float* w, int64_t out, int64_t in, int64_t taps, uint16_t
       }
 }
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 // Tiles 0-3: C (16 rows x 16 fp32) of four blocks of 16 output channels; 4, 5: A (16 rows x
 // 32 bf16), the input's hi and lo; 6: B.  (Two blocks of 16 rows per B tile instead, 4 A
 // loads per 6 products against 10 loads per 12 here, measured slower: 192 -> 192 channels,
 // kernel 7, 2 x 10,246 samples 16.3 -> 25.2 ms.)
 inline void configure() {
-  TileConfig config;
+  detail::amx::TileConfig config;  // the int8 kernel's (int8_amx.h)
   for (int t = 0; t < 7; ++t) config.rows[t] = 16, config.colsb[t] = 64;
   _tile_loadconfig(&config);
 }
