@@ -94,11 +94,18 @@ def prepare_amx(module: Any) -> None:
     conv = module.conv
     if not amx_applies(conv.in_channels, conv.weight.dtype) or conv.groups != 1 or conv.stride[0] != 1:
         return
+    if conv.out_channels < AMX_MIN_OUT_CHANNELS:
+        return
     if conv.padding[0] != 0:
         return
     module.qtts_amx = kernels.load().conv_amx_pack(conv.weight.detach().contiguous())
     module.qtts_amx_bias = None if conv.bias is None else conv.bias.detach().float().contiguous()
     module.qtts_time_major = True
+
+
+# The tiles compute 64 output channels at a time: the waveform's last convolution (96 -> 1,
+# kernel 7, 30,720 samples) took 7.8 ms on them against 2.7 ms in fp32 (96 -> 16: 4.1 / 2.8).
+AMX_MIN_OUT_CHANNELS = 64
 
 
 def amx_applies(in_channels: int, dtype: Any) -> bool:
