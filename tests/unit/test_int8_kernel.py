@@ -175,3 +175,22 @@ def test_amx_is_chosen_only_where_the_cpu_has_int8_tiles_and_can_be_turned_off(m
     monkeypatch.setenv("QTTS_KERNEL_AMX", "1")
     monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx512f", "avx512_vnni"}))
     assert kernels.cpu_variant() == "avx512vnni"
+
+
+def test_a_failed_amx_build_falls_back_to_the_plain_vnni_variant(monkeypatch):
+    built = []
+
+    def build(variant):
+        built.append(variant)
+        if variant == "avx512vnni-amx":
+            return "build failed: no -mamx-int8", None
+        return f"built ({variant})", "module"
+
+    monkeypatch.setattr(kernels, "cpu_variant", lambda: "avx512vnni-amx")
+    monkeypatch.setattr(kernels, "_build_variant", build)
+    kernels._build.cache_clear()
+    try:
+        assert kernels._build() == ("built (avx512vnni)", "module")
+        assert built == ["avx512vnni-amx", "avx512vnni"]
+    finally:
+        kernels._build.cache_clear()
