@@ -116,7 +116,7 @@ def precision_meaning(settings: Settings) -> str:
     parts = [table.summary]
     if settings.precision == "int8":
         parts.append(kernels.status() if settings.int8_kernel else "torch int8 kernel (int8_kernel off)")
-        parts.append("prefill on a bf16 GEMM (native)" if native_bf16 else "prefill on the int8 kernel")
+        parts.append(_prefill_path(kernels.load() if settings.int8_kernel else None, native_bf16))
     if table.low_bit:
         if settings.precision == "int8" and settings.int8_kernel and kernels.variant() is not None:
             parts.append("fp32 activations (the kernel's native steps)")
@@ -126,7 +126,31 @@ def precision_meaning(settings: Settings) -> str:
         parts.append("emulated here: slow")
     load = ("low-memory (memory-mapped, linear by linear)" if settings.low_cpu_mem_usage
             else "regular (--no-low-cpu-mem)")
-    return f"{settings.precision}: {', '.join(parts)}; decoder {settings.decoder_precision}; load {load}"
+    decoder = settings.decoder_precision
+    if decoder == "fp32" and _decoder_on_tiles():
+        decoder = "fp32 (its convolutions on AMX tiles, ~110 dB against fp32)"
+    return f"{settings.precision}: {', '.join(parts)}; decoder {decoder}; load {load}"
+
+
+def _prefill_path(kernel: Any, native_bf16: bool) -> str:
+    """Where a prompt's rows go: qtts's kernel below its many-row limit, then a bf16 GEMM where
+    the CPU has native bf16 (``weights.quant.Int8Linear``)."""
+    from qtts.engine.weights.quant import many_rows
+
+    if not native_bf16:
+        return "prefill on the int8 kernel"
+    if kernel is None:
+        return "prefill on a bf16 GEMM (native)"
+    return f"prefill on the int8 kernel up to {many_rows(kernel) - 1} rows, then a bf16 GEMM (native)"
+
+
+def _decoder_on_tiles() -> bool:
+    """Whether the fp32 decoder's convolutions run on qtts's AMX kernel (``codec.decoder``)."""
+    import torch
+
+    from qtts.engine.codec.decoder import amx_applies
+
+    return amx_applies(64, torch.float32)
 
 
 def _precision(settings: Settings) -> Check:
