@@ -33,12 +33,15 @@ MANY_ROWS = 24  # from here on, a bf16 GEMM beats the int8 matrix-vector kernel 
 # a 12288x2048 weight on the 2-core Xeon, kernel / bf16 GEMM path: 27 rows 2.6 / 10.7 ms,
 # 67 rows 5.6 / 12.2, 150 rows 11.7 / 14.4, 300 rows 24.6 / 18.9.
 MANY_ROWS_AMX = 160
+ALL_ROWS = 1 << 30
 
 
 @functools.cache
 def many_rows(kernel: Any) -> int:
     """Rows from which ``Int8Linear`` takes the bf16 GEMM (where the CPU has native bf16)
     instead of qtts's exact kernel: below it, each row's bits are its own."""
+    if not fast_bf16_gemm():
+        return ALL_ROWS  # no native bf16: every row stays on the kernel (torch's without one)
     variant = kernel.variant() if kernel is not None else ""
     return MANY_ROWS_AMX if variant.endswith("-amx") else MANY_ROWS
 
