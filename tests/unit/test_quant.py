@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from qtts.engine.generation.code_predictor import _sample
-from qtts.engine.weights.quant import MANY_ROWS, Int4Linear, Int8Linear, Quantizer, fast_bf16_gemm
+from qtts.engine.weights.quant import MANY_ROWS, Int4Linear, Int8Linear, Quantizer, fast_bf16_gemm, many_rows
 
 
 @pytest.mark.parametrize("kind, min_cosine", [(Int8Linear, 0.999), (Int4Linear, 0.99)])
@@ -51,3 +51,27 @@ def test_top_p_keeps_the_smallest_set_over_p():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     draws = {int(_sample(logits, True, 0, 0.7, 1.0)) for _ in range(200)}
     assert draws == {0, 1}
+
+
+def test_the_many_row_limit_follows_the_cpu(monkeypatch):
+    """Without native bf16 every row stays on qtts's exact kernel; with it, a bf16 GEMM takes
+    over from 24 rows, or from 160 where the kernel has AMX tiles."""
+    import qtts.engine.weights.quant as quant
+
+    class Kernel:
+        def __init__(self, variant):
+            self._variant = variant
+
+        def variant(self):
+            return self._variant
+
+    try:
+        monkeypatch.setattr(quant, "fast_bf16_gemm", lambda: False)
+        many_rows.cache_clear()
+        assert many_rows(Kernel("avx2")) == quant.ALL_ROWS
+        monkeypatch.setattr(quant, "fast_bf16_gemm", lambda: True)
+        many_rows.cache_clear()
+        assert many_rows(Kernel("avx512vnni")) == MANY_ROWS
+        assert many_rows(Kernel("avx512vnni-amx")) == quant.MANY_ROWS_AMX
+    finally:
+        many_rows.cache_clear()
