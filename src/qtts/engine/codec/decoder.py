@@ -19,8 +19,8 @@ same sums, in another order).  The last two decoder blocks run time-major (chann
 where oneDNN is fastest with few channels (``TIME_MAJOR_CHANNELS``); the forwards that use
 these layouts are in ``codec.stream``.
 
-Where the CPU has AMX, every convolution whose input channels are a multiple of 32 runs
-time-major on qtts's AMX kernel instead (``prepare_amx``; ``kernels/conv_amx.h``): bf16 tiles
+Where the CPU has AMX, every convolution with input channels a multiple of 32 and at least
+64 output channels runs time-major on qtts's AMX kernel instead (``prepare_amx``; ``kernels/conv_amx.h``): bf16 tiles
 at near-fp32 accuracy (~110 dB against float64, fp32 itself ~135), each output row computed
 from its own inputs, so decoding group by group stays exact.
 """
