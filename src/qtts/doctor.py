@@ -150,7 +150,7 @@ def _decoder_on_tiles() -> bool:
 
     from qtts.engine.codec.decoder import amx_applies
 
-    return amx_applies(64, torch.float32)
+    return amx_applies(64, 64, torch.float32)
 
 
 def _precision(settings: Settings) -> Check:

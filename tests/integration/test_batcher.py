@@ -28,11 +28,11 @@ def engine(request, tiny_model):
     return _engine(tiny_model, request.param)
 
 
-def _prompt(engine):
+def _prompt(engine, seconds=3.0):
     from qtts import audio as audio_mod
     from qtts.doctor import smoke_reference
 
-    reference = audio_mod.prepare_reference(smoke_reference(3.0), 30)
+    reference = audio_mod.prepare_reference(smoke_reference(seconds), 30)
     return engine.create_prompt(reference, "Hello there, this is a test.", False)
 
 
@@ -79,6 +79,7 @@ def test_streams_admitted_together_are_prefilled_together_with_their_bits_alone(
     once share that pass and get their codes alone.  Where products are not exact per row
     (fp32), they are prefilled one by one."""
     from qtts.engine.generation.talker import _KVCache
+    from qtts.engine.weights import quant
 
     loop_talker = engine.talker_loop
     prompt = _prompt(engine)
@@ -92,19 +93,26 @@ def test_streams_admitted_together_are_prefilled_together_with_their_bits_alone(
         return _KVCache(loop_talker.talker.model, 1, length, 4, loop_talker.dtype)
 
     if shared:
-        mask = [torch.ones((1, r.inputs_embeds.shape[1]), dtype=torch.bool) for r in requests]
+        # and a prompt longer than a pass holds: it goes alone, its products on the bf16 GEMM
+        # where the CPU has native bf16, and still gets its own prefill's bits
+        long_request = _request(engine, _prompt(engine, seconds=14.0), TEXTS[0], 4)  # the reference is the prompt
+        if loop.exact_rows < quant.ALL_ROWS:
+            assert long_request.inputs_embeds.shape[1] >= loop.exact_rows
+        prompts = [*requests, long_request]
+        mask = [torch.ones((1, r.inputs_embeds.shape[1]), dtype=torch.bool) for r in prompts]
         with torch.inference_mode():
             alone = []
-            for request, m in zip(requests, mask):
+            for request, m in zip(prompts, mask):
                 loop_talker.prefixes.clear()  # each computes its whole prompt
                 logits, hidden, _ = loop_talker.prefill(request.inputs_embeds, m, cache(request))
                 alone.append((logits, hidden))
             loop_talker.prefixes.clear()
-            caches = [cache(r) for r in requests]
-            together = loop_talker.prefill_many([r.inputs_embeds for r in requests], caches, loop.exact_rows)
+            caches = [cache(r) for r in prompts]
+            together = loop_talker.prefill_many([r.inputs_embeds for r in prompts], caches, loop.exact_rows)
+        assert len(together) == len(prompts)
         for (logits, hidden), (logits_alone, hidden_alone) in zip(together, alone):
             assert torch.equal(logits, logits_alone) and torch.equal(hidden, hidden_alone)
-        assert len(loop_talker.prefixes) == len(requests)  # each prompt remembered, as prefill does
+        assert len(loop_talker.prefixes) == len(prompts)  # each prompt remembered, as prefill does
 
     expected = [_alone(engine, prompt, text, cap) for text, cap in zip(TEXTS, CAPS)]
     passes = []

@@ -25,4 +25,3 @@ import os
 # 1- and 8-row frames within noise either way.  Set before torch loads (every torch import of
 # qtts is inside this package), unless the user chose a policy.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-

@@ -20,9 +20,10 @@ where oneDNN is fastest with few channels (``TIME_MAJOR_CHANNELS``); the forward
 these layouts are in ``codec.stream``.
 
 Where the CPU has AMX, every convolution with input channels a multiple of 32 and at least
-64 output channels runs time-major on qtts's AMX kernel instead (``prepare_amx``; ``kernels/conv_amx.h``): bf16 tiles
-at near-fp32 accuracy (~110 dB against float64, fp32 itself ~135), each output row computed
-from its own inputs, so decoding group by group stays exact.
+64 output channels runs time-major on qtts's AMX kernel instead (``prepare_amx``;
+``kernels/conv_amx.h``): bf16 tiles at near-fp32 accuracy (~110 dB against float64, fp32
+itself ~135), each output row computed from its own inputs, so decoding group by group stays
+exact.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ SLICE_SAMPLES = 4096
 # measured on the 2-core EPYC: 96 channels, kernel 7, 48000 samples 69 -> 43 ms, kernel 1
 # 22 -> 12 ms; with 384 or 768 channels channels-first was 5-15% faster.
 TIME_MAJOR_CHANNELS = 192
+# The AMX tiles compute 64 output channels at a time: the waveform's last convolution (96 -> 1,
+# kernel 7, 30,720 samples) took 7.8 ms on them against 2.7 ms in fp32 (96 -> 16: 4.1 / 2.8).
+AMX_MIN_OUT_CHANNELS = 64
 
 
 def lean_snake_forward(self: Any, hidden_states: Any) -> Any:
@@ -89,35 +93,30 @@ def prepare_amx(module: Any) -> None:
     convolution for it (``module.qtts_amx``) and run it time-major.  Measured on the 2-core
     Xeon, 2 x 10,246 samples, 192 -> 192 channels, kernel 7: 33 ms in fp32, 15.5 ms here."""
     from qtts.engine import kernels
+    from qtts.engine.weights.quant import release_pages
 
     module.qtts_amx = None
     conv = module.conv
-    if not amx_applies(conv.in_channels, conv.weight.dtype) or conv.groups != 1 or conv.stride[0] != 1:
+    if not amx_applies(conv.in_channels, conv.out_channels, conv.weight.dtype):
         return
-    if conv.out_channels < AMX_MIN_OUT_CHANNELS:
-        return
-    if conv.padding[0] != 0:
+    if conv.groups != 1 or conv.stride[0] != 1 or conv.padding[0] != 0:
         return
     module.qtts_amx = kernels.load().conv_amx_pack(conv.weight.detach().contiguous())
     module.qtts_amx_bias = None if conv.bias is None else conv.bias.detach().float().contiguous()
     module.qtts_time_major = True
+    release_pages(conv.weight)  # as prepack: read again only by the plain convolution (FLOP counting)
 
 
-# The tiles compute 64 output channels at a time: the waveform's last convolution (96 -> 1,
-# kernel 7, 30,720 samples) took 7.8 ms on them against 2.7 ms in fp32 (96 -> 16: 4.1 / 2.8).
-AMX_MIN_OUT_CHANNELS = 64
-
-
-def amx_applies(in_channels: int, dtype: Any) -> bool:
-    """Whether a convolution with these input channels and weights can run on AMX tiles here."""
+def amx_applies(in_channels: int, out_channels: int, dtype: Any) -> bool:
+    """Whether an ordinary convolution of these channels and weights runs on AMX tiles here."""
     import torch
 
     from qtts.engine import kernels
 
     native = kernels.load()
-    if native is None or not hasattr(native, "conv_amx_available") or not native.conv_amx_available():
+    if native is None or not native.conv_amx_available():
         return False
-    return dtype == torch.float32 and in_channels % 32 == 0
+    return dtype == torch.float32 and in_channels % 32 == 0 and out_channels >= AMX_MIN_OUT_CHANNELS
 
 
 def convolve_time_major(module: Any, steps: Any, head: Any = None) -> Any:
@@ -212,7 +211,8 @@ def prepare_trans_conv(module: Any) -> None:
     weight = trans_conv.weight.detach()  # (in, out, kernel)
     stride, kernel = trans_conv.stride[0], trans_conv.kernel_size[0]
     channels_in, channels_out = weight.shape[0], weight.shape[1]
-    time_major = channels_out <= TIME_MAJOR_CHANNELS or amx_applies(channels_in, weight.dtype)  # AMX: time-major
+    # the rebuilt convolution has stride x the output channels; on AMX tiles it runs time-major
+    time_major = channels_out <= TIME_MAJOR_CHANNELS or amx_applies(channels_in, channels_out * stride, weight.dtype)
 
     def phase_rows(taps: Any) -> Any:  # (in, out, stride) -> (rows, in)
         order = (2, 1, 0) if time_major else (1, 2, 0)

@@ -153,16 +153,22 @@ class LeanTalker:
         if single and not (prefix is not None and len(prefix.inputs) == inputs.shape[1] == shared + 1):
             self.prefixes.remember(inputs[0], cache.keys[:, 0, :, :inputs.shape[1]], cache.values[:, 0, :,
                                                                                                   :inputs.shape[1]])
-        logits = self.talker.codec_head(hidden)  # every position, as upstream (same GEMM shape: same bits)
-        return logits[:, -1, :].to(copy=True, dtype=torch.float32), hidden[:, -1:, :], hidden
+        logits, last = self._prompt_head(hidden)
+        return logits, last, hidden
+
+    def _prompt_head(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A prompt's (fp32 logits, hidden) of its last position from its new positions' hidden
+        states: the head runs on every one, as upstream (same GEMM shape: same bits)."""
+        logits = self.talker.codec_head(hidden)
+        return logits[:, -1, :].to(copy=True, dtype=torch.float32), hidden[:, -1:, :]
 
     def prefill_many(self, prompts: list[torch.Tensor], caches: list["_KVCache"],
                      row_limit: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Several unpadded prompts (each (1, L, H)) through the talker, their new rows side by
-        side in each matrix product, fewer than ``row_limit`` rows per pass; attention per
-        prompt on its own cache.  Each prompt's (logits, hidden) are the bits ``prefill``
-        gives it with the same reused prefix, where every product is exact per row (qtts's
-        int8 kernel below its many-row limit): the caller's guarantee."""
+        side in each matrix product, fewer than ``row_limit`` rows per pass (a prompt with more
+        goes alone); attention per prompt on its own cache.  Each prompt's (logits, hidden) are
+        the bits ``prefill`` gives it with the same reused prefix, where every product below
+        ``row_limit`` rows is exact per row (qtts's int8 kernel): the caller's guarantee."""
         segments = []
         for prompt, cache in zip(prompts, caches):
             inputs = prompt.to(self.dtype)
@@ -186,7 +192,7 @@ class LeanTalker:
             if self.prefixes is not None and not same:  # as prefill
                 self.prefixes.remember(segment.inputs[0], segment.cache.keys[:, 0, :, :length],
                                        segment.cache.values[:, 0, :, :length])
-            out.append(self.head(segment.last))
+            out.append(self._prompt_head(segment.hidden))
         return out
 
     def _prefill_pass(self, segments: list["_Segment"]) -> None:
@@ -214,8 +220,8 @@ class LeanTalker:
         hidden = self.layers(hidden, positions, attention_of)
         at = 0
         for s in segments:
+            s.hidden = hidden[:, at:at + s.new]
             at += s.new
-            s.last = hidden[:, at - 1:at]
 
     def head(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A step's (fp32 logits, hidden) from its last hidden state."""
@@ -312,7 +318,7 @@ class _Segment:
     shared: int
     cache: "_KVCache"
     prefix: Any  # the PrefixCache entry its first ``shared`` rows came from, or None
-    last: torch.Tensor | None = None  # its last position's hidden state, once computed
+    hidden: torch.Tensor | None = None  # its new positions' hidden states, once computed
 
     @property
     def new(self) -> int:

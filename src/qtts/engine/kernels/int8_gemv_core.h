@@ -56,6 +56,7 @@ constexpr int64_t kPackWidth = 16;
 //   VNNI hi: 4 products/lane/instr * 255 * 127 * (4096 / 64 instrs)  = 8.3e6
 //   AVX2:    2 products/lane/instr * 32767 * 127 * (4096 / 16 instrs) = 2.13e9 < 2^31 - 1
 //   NEON:    4 products/lane/instr * 128 * 127 * (4096 / 16 instrs)   = 1.7e7
+//   AMX:     64 products/element/tile product * 255 * 127 * (4096 / 64) = 1.3e8 (int8_amx.h)
 
 namespace detail {
 inline bool amx_permitted();
