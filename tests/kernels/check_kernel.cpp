@@ -11,6 +11,12 @@
 
 #include "int8_gemv_core.h"
 #include "snake.h"
+#ifdef QTTS_AMX
+#include <cstring>
+#include <limits>
+
+#include "conv_amx.h"
+#endif
 
 namespace {
 
@@ -142,8 +148,37 @@ int check_snake() {
 
 }  // namespace
 
+#ifdef QTTS_AMX
+// The decoder convolution's split of x into bf16 hi and lo, 16 at a time, against the scalar
+// rounding: random bits (NaNs, infinities, subnormals among them) and the rounding ties.
+int check_bf16_split(std::mt19937& rng) {
+  std::vector<uint32_t> bits = {0u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u, 0xffffffffu,
+                                0x00000001u, 0x807fffffu, 0x7f7fffffu, 0x3f808000u, 0x3f818000u, 0x3f807fffu};
+  for (int i = 0; i < 1 << 16; ++i) bits.push_back(static_cast<uint32_t>(rng()));
+  while (bits.size() % 16) bits.push_back(static_cast<uint32_t>(rng()) & 0xffff8000u);
+  for (size_t i = 0; i < bits.size(); i += 16) {
+    float f[16];
+    std::memcpy(f, &bits[i], sizeof(f));
+    alignas(32) uint16_t got[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(got), qtts::conv_amx::to_bf16(_mm512_loadu_ps(f)));
+    for (int j = 0; j < 16; ++j)
+      if (got[j] != qtts::conv_amx::to_bf16(f[j])) {
+        std::printf("bf16 split differs for %08x: %04x vs %04x\n", bits[i + j], got[j], qtts::conv_amx::to_bf16(f[j]));
+        return 1;
+      }
+  }
+  return 0;
+}
+#endif
+
 int main() {
   if (check_snake()) return 1;
+#ifdef QTTS_AMX
+  {
+    std::mt19937 split_rng(99);
+    if (check_bf16_split(split_rng)) return 1;
+  }
+#endif
   std::mt19937 rng(1234);
   const int64_t shapes[][3] = {{1, 64, 9},    {1, 2048, 6144 / 64}, {3, 2048, 37}, {4, 6144, 21},
                                {7, 1024, 19}, {2, 8192, 11},        {70, 2048, 13}, {5, 65536, 3},

@@ -16,6 +16,7 @@
 // oneDNN's fp32 convolutions.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -31,6 +32,12 @@ constexpr int64_t kChannels = 32;  // input channels per tile step (16 bf16 pair
 constexpr int64_t kOut = 16;       // output channels per C tile
 constexpr int64_t kGroupOut = 64;  // the packed weights pad output channels to a multiple of this
 constexpr int64_t kTileHalves = 16 * 32;  // bf16 values in one B tile
+// A task is one group of 64 output channels over this many blocks of 16 rows, its weights one
+// contiguous run (taps x in x 64 x 4 bytes: 1.4 MB for 768 -> 768, kernel 7) read in order.
+// Blocks taken in time order instead, each over all groups with the weights laid out tap by
+// tap, read every weight of a large convolution for each 16 rows: 768 -> 768, kernel 7, 538
+// rows 10.5 ms against 5.2-5.4 here (the 2-core Xeon; spans of 1 to 8 blocks within noise).
+constexpr int64_t kSpanBlocks = 8;
 
 inline uint16_t to_bf16(float f) {  // round to nearest even; NaN stays NaN
   uint32_t u;
@@ -47,35 +54,51 @@ inline float from_bf16(uint16_t h) {
   return f;
 }
 
+// to_bf16 of 16 floats at once (the same bits).
+inline __m256i to_bf16(__m512 f) {
+  const __m512i u = _mm512_castps_si512(f);
+  const __m512i one = _mm512_set1_epi32(1);
+  __m512i rounded = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                                         _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+  const __mmask16 nan = _mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q);
+  rounded = _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x400000)));
+  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16));
+}
+
+inline __m512 from_bf16(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+
 inline int64_t padded_out(int64_t out) { return (out + kGroupOut - 1) / kGroupOut * kGroupOut; }
 
-// Values of the packed weights: [hi, lo][tap][in / 32][padded out / 16] tiles of 16 rows (input
-// channel pairs) x 32 (16 output channels x the pair), as tdpbf16ps reads B.
+// Values of the packed weights: [padded out / 64][tap][in / 32][hi, lo][4 blocks of 16 outputs]
+// tiles of 16 rows (input channel pairs) x 32 (16 output channels x the pair), as tdpbf16ps
+// reads B: one group's products read its weights in the order they lie.
 inline int64_t packed_size(int64_t out, int64_t in, int64_t taps) {
   return 2 * taps * (in / kChannels) * (padded_out(out) / kOut) * kTileHalves;
 }
 
 // w: (out, in, taps) fp32 row-major.
 inline void pack(const float* w, int64_t out, int64_t in, int64_t taps, uint16_t* packed) {
-  const int64_t blocks_in = in / kChannels, blocks_out = padded_out(out) / kOut;
-  const int64_t half = taps * blocks_in * blocks_out * kTileHalves;
-  std::memset(packed, 0, static_cast<size_t>(2 * half) * sizeof(uint16_t));
+  const int64_t blocks_in = in / kChannels;
+  std::memset(packed, 0, static_cast<size_t>(packed_size(out, in, taps)) * sizeof(uint16_t));
   for (int64_t o = 0; o < out; ++o)
     for (int64_t c = 0; c < in; ++c)
       for (int64_t k = 0; k < taps; ++k) {
         const float v = w[(o * in + c) * taps + k];
         const uint16_t hi = to_bf16(v), lo = to_bf16(v - from_bf16(hi));
-        const int64_t tile = (k * blocks_in + c / kChannels) * blocks_out + o / kOut;
-        const int64_t at = tile * kTileHalves + ((c % kChannels) / 2) * 32 + (o % kOut) * 2 + (c % 2);
+        const int64_t step = ((o / kGroupOut) * taps + k) * blocks_in + c / kChannels;
+        const int64_t at = (step * 8 + (o % kGroupOut) / kOut) * kTileHalves + ((c % kChannels) / 2) * 32 +
+                           (o % kOut) * 2 + (c % 2);
         packed[at] = hi;
-        packed[half + at] = lo;
+        packed[at + 4 * kTileHalves] = lo;
       }
 }
 
 // Tiles 0-3: C (16 rows x 16 fp32) of four blocks of 16 output channels; 4, 5: A (16 rows x
-// 32 bf16), the input's hi and lo; 6: B.  (Two blocks of 16 rows per B tile instead, 4 A
-// loads per 6 products against 10 loads per 12 here, measured slower: 192 -> 192 channels,
-// kernel 7, 2 x 10,246 samples 16.3 -> 25.2 ms.)
+// 32 bf16), the input's hi and lo; 6: B.  On the 2-core Xeon a 1 KB tile load takes ~17 ns
+// (from L1 or L2 alike) and a product ~5.4 ns, so the loads (10 per 12 products) bound the
+// loop.  (Two blocks of 16 rows per B tile instead, 4 A loads per 6 products, measured slower:
+// 192 -> 192 channels, kernel 7, 2 x 10,246 samples 16.3 -> 25.2 ms; two B tiles taking turns
+// so that no two products in a row add into one C tile: within noise.)
 inline void configure() {
   detail::amx::TileConfig config;  // the int8 kernel's (int8_amx.h)
   for (int t = 0; t < 7; ++t) config.rows[t] = 16, config.colsb[t] = 64;
@@ -103,8 +126,7 @@ struct Problem {
 
 // Output rows [t0, t0 + 16) x output channels [o0, o0 + 64).
 inline void block(const Problem& p, int64_t t0, int64_t o0) {
-  const int64_t blocks_in = p.in / kChannels, blocks_out = padded_out(p.out) / kOut;
-  const int64_t half = p.taps * blocks_in * blocks_out * kTileHalves;
+  const int64_t blocks_in = p.in / kChannels, half = 4 * kTileHalves;
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
@@ -115,7 +137,7 @@ inline void block(const Problem& p, int64_t t0, int64_t o0) {
     for (int64_t c = 0; c < blocks_in; ++c) {
       _tile_loadd(4, p.x_hi + row * p.in + c * kChannels, stride);
       _tile_loadd(5, p.x_lo + row * p.in + c * kChannels, stride);
-      const uint16_t* b = p.w + ((k * blocks_in + c) * blocks_out + o0 / kOut) * kTileHalves;
+      const uint16_t* b = p.w + (((o0 / kGroupOut) * p.taps + k) * blocks_in + c) * 8 * kTileHalves;
       QTTS_CONV_AMX_MULTIPLY(0, b, b + half);
       QTTS_CONV_AMX_MULTIPLY(1, b + kTileHalves, b + half + kTileHalves);
       QTTS_CONV_AMX_MULTIPLY(2, b + 2 * kTileHalves, b + half + 2 * kTileHalves);
@@ -127,12 +149,14 @@ inline void block(const Problem& p, int64_t t0, int64_t o0) {
   _tile_stored(1, &c[1][0][0], 64);
   _tile_stored(2, &c[2][0][0], 64);
   _tile_stored(3, &c[3][0][0], 64);
-  for (int64_t r = 0; r < kTime && t0 + r < p.rows_out; ++r)
-    for (int64_t j = 0; j < 4; ++j)
-      for (int64_t o = 0; o < kOut; ++o) {
-        const int64_t channel = o0 + j * kOut + o;
-        if (channel < p.out) p.y[(t0 + r) * p.out + channel] = c[j][r][o] + (p.bias ? p.bias[channel] : 0.f);
-      }
+  const int64_t rows = std::min<int64_t>(kTime, p.rows_out - t0);
+  for (int64_t j = 0; j < 4 && o0 + j * kOut < p.out; ++j) {
+    const int64_t channel = o0 + j * kOut;
+    const __mmask16 mask = static_cast<__mmask16>((1u << std::min<int64_t>(kOut, p.out - channel)) - 1u);
+    const __m512 bias = p.bias ? _mm512_maskz_loadu_ps(mask, p.bias + channel) : _mm512_setzero_ps();
+    for (int64_t r = 0; r < rows; ++r)
+      _mm512_mask_storeu_ps(p.y + (t0 + r) * p.out + channel, mask, _mm512_add_ps(_mm512_load_ps(c[j][r]), bias));
+  }
 }
 
 // y (rows_in - (taps - 1) * dilation, out) from the input rows: ``head_rows`` rows of
@@ -151,17 +175,24 @@ inline void run(const float* head, int64_t head_rows, const float* x, int64_t ro
       const float* from = r < head_rows ? head + r * in : x + (r - head_rows) * in;
       uint16_t* to_hi = hi.get() + r * in;
       uint16_t* to_lo = lo.get() + r * in;
-      for (int64_t i = 0; i < in; ++i) {
-        to_hi[i] = to_bf16(from[i]);
-        to_lo[i] = to_bf16(from[i] - from_bf16(to_hi[i]));
+      for (int64_t i = 0; i < in; i += 16) {  // in is a multiple of 32
+        const __m512 f = _mm512_loadu_ps(from + i);
+        const __m256i h = to_bf16(f);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(to_hi + i), h);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(to_lo + i), to_bf16(_mm512_sub_ps(f, from_bf16(h))));
       }
     }
   });
   const Problem p{hi.get(), lo.get(), w, bias, in, out, taps, dilation, rows_out, y};
   const int64_t blocks_t = (rows_out + kTime - 1) / kTime, groups = padded_out(out) / kGroupOut;
-  parallel_for(0, blocks_t * groups, 1, [&](int64_t first, int64_t last) {
+  const int64_t spans = (blocks_t + kSpanBlocks - 1) / kSpanBlocks;
+  parallel_for(0, groups * spans, 1, [&](int64_t first, int64_t last) {
     configure();
-    for (int64_t task = first; task < last; ++task) block(p, (task / groups) * kTime, (task % groups) * kGroupOut);
+    for (int64_t task = first; task < last; ++task) {
+      const int64_t group = task / spans, span = task % spans;
+      for (int64_t b = span * kSpanBlocks; b < std::min(blocks_t, (span + 1) * kSpanBlocks); ++b)
+        block(p, b * kTime, group * kGroupOut);
+    }
     _tile_release();
   });
 }
