@@ -127,6 +127,7 @@ struct Problem {
 // Output rows [t0, t0 + 16) x output channels [o0, o0 + 64).
 inline void block(const Problem& p, int64_t t0, int64_t o0) {
   const int64_t blocks_in = p.in / kChannels, half = 4 * kTileHalves;
+  const int64_t live = std::min<int64_t>(4, (p.out - o0 + kOut - 1) / kOut);  // blocks not all padding (96 = 64 + 32)
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
@@ -139,16 +140,16 @@ inline void block(const Problem& p, int64_t t0, int64_t o0) {
       _tile_loadd(5, p.x_lo + row * p.in + c * kChannels, stride);
       const uint16_t* b = p.w + (((o0 / kGroupOut) * p.taps + k) * blocks_in + c) * 8 * kTileHalves;
       QTTS_CONV_AMX_MULTIPLY(0, b, b + half);
-      QTTS_CONV_AMX_MULTIPLY(1, b + kTileHalves, b + half + kTileHalves);
-      QTTS_CONV_AMX_MULTIPLY(2, b + 2 * kTileHalves, b + half + 2 * kTileHalves);
-      QTTS_CONV_AMX_MULTIPLY(3, b + 3 * kTileHalves, b + half + 3 * kTileHalves);
+      if (live > 1) QTTS_CONV_AMX_MULTIPLY(1, b + kTileHalves, b + half + kTileHalves);
+      if (live > 2) QTTS_CONV_AMX_MULTIPLY(2, b + 2 * kTileHalves, b + half + 2 * kTileHalves);
+      if (live > 3) QTTS_CONV_AMX_MULTIPLY(3, b + 3 * kTileHalves, b + half + 3 * kTileHalves);
     }
   }
   alignas(64) float c[4][kTime][kOut];
   _tile_stored(0, &c[0][0][0], 64);
-  _tile_stored(1, &c[1][0][0], 64);
-  _tile_stored(2, &c[2][0][0], 64);
-  _tile_stored(3, &c[3][0][0], 64);
+  if (live > 1) _tile_stored(1, &c[1][0][0], 64);
+  if (live > 2) _tile_stored(2, &c[2][0][0], 64);
+  if (live > 3) _tile_stored(3, &c[3][0][0], 64);
   const int64_t rows = std::min<int64_t>(kTime, p.rows_out - t0);
   for (int64_t j = 0; j < 4 && o0 + j * kOut < p.out; ++j) {
     const int64_t channel = o0 + j * kOut;
