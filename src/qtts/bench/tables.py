@@ -58,6 +58,8 @@ def _paths_table(run: dict[str, Any]) -> list[str]:
         decoder = _cell(path.get("decoder_s_per_audio_s"))
         if path.get("decoder_floor_s_per_audio_s"):
             decoder += f" ({path['decoder_floor_s_per_audio_s']})"
+        if path.get("decoder_priming_s"):
+            decoder += f", voice primed once {path['decoder_priming_s']} s"
         lines.append(" | ".join([
             f"| {_path_name(path)}", _cell(path.get("peak_rss_gb")), _cell(path.get("prefill_s")),
             _cell(path.get("talker_ms_per_step")), _cell(path.get("code_predictor_ms_per_step")),
