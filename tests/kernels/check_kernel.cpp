@@ -59,7 +59,10 @@ int check(int64_t rows, int64_t k, int64_t n, std::mt19937& rng, bool extremes) 
   qtts::compute(p, 0, split);
   qtts::compute(p, split, n);
   if (!tiles.empty()) {  // the AMX tiles give the bits of the vector loops (which run where AMX is refused)
-    std::vector<float> tiled(out);
+    std::vector<float> tiled(rows * n, -1.f);  // over the whole range: blocks of 32, 16 and 8 rows
+    qtts::Problem whole = p;
+    whole.out = tiled.data();
+    qtts::compute(whole, 0, n);
     qtts::Problem loops = p;
     loops.planes.tiles = nullptr;
     qtts::compute(loops, 0, n);
@@ -182,7 +185,8 @@ int main() {
   std::mt19937 rng(1234);
   const int64_t shapes[][3] = {{1, 64, 9},    {1, 2048, 6144 / 64}, {3, 2048, 37}, {4, 6144, 21},
                                {7, 1024, 19}, {2, 8192, 11},        {70, 2048, 13}, {5, 65536, 3},
-                               {8, 2048, 40}, {9, 6144, 24},        {16, 1024, 17}, {23, 4096, 33}};
+                               {8, 2048, 40}, {9, 6144, 24},        {16, 1024, 17}, {23, 4096, 33},
+                               {8, 1024, 59}};
   int cases = 0;
   for (const auto& s : shapes) {
     for (bool extremes : {false, true}) {

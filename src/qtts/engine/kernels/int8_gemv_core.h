@@ -74,15 +74,20 @@ inline const char* variant_name() {
 
 // Quantize one row to int16; returns false (and leaves q undefined) when the row holds NaN
 // or Inf, whose products the caller then sets to NaN, as a float product would propagate.
+// The largest magnitude is found on the bits: for |x| they order as the floats do, NaN and Inf
+// above every finite value; an integer maximum vectorizes (a float one with NaN rules did not:
+// a 4-cycle chain per element, 9% of an 8-row 1024x3072 product on the Xeon).
 inline bool quantize_row(const float* x, int64_t k, int16_t* q, float* scale) {
-  float largest = 0.f;
-  bool finite = true;
+  uint32_t largest_bits = 0;
   for (int64_t i = 0; i < k; ++i) {
-    const float a = std::fabs(x[i]);
-    finite &= a <= std::numeric_limits<float>::max();  // false for NaN and Inf
-    largest = a > largest ? a : largest;
+    uint32_t bits;
+    std::memcpy(&bits, x + i, 4);
+    bits &= 0x7fffffffu;
+    largest_bits = bits > largest_bits ? bits : largest_bits;
   }
-  if (!finite) return false;
+  if (largest_bits > 0x7f7fffffu) return false;  // NaN or Inf
+  float largest;
+  std::memcpy(&largest, &largest_bits, 4);
   const float s = largest > 0.f ? largest / static_cast<float>(kQMax) : 1.f;
   const float inv = 1.f / s;
   *scale = s;
