@@ -163,3 +163,26 @@ def test_prepacked_convolutions_give_the_plain_ones_bits(tiny_model, tokenizers,
         plain = codec_stream.StreamDecoder(tokenizer, ref).decode(new)
     assert snr_db(plain, got) > 60  # 92 dB here; a wrong dilation or tap order gives ~0
     assert snr_db(upstream_new_frames(upstream, ref, new), got) > 60
+
+
+def test_freed_memory_is_given_back_when_another_thread_decoded_before(tokenizers, monkeypatch):
+    """A thread decoding again right after itself keeps its malloc arena's pages (trimming
+    after every group made the next one fault them in again); a decode after another
+    thread's trims, so that at most two threads' arenas hold freed pages."""
+    import threading
+
+    from qtts.engine import memory
+
+    _, patched = tokenizers
+    trims = []
+    monkeypatch.setattr(memory, "trim_heap", lambda: trims.append(threading.get_ident()))
+    codec_stream._last_thread.clear()
+    decoder = codec_stream.StreamDecoder(patched, None)
+    for start in range(0, 12, 4):  # three groups in this thread
+        decoder.decode(codes(12, 6)[start:start + 4])
+    assert len(trims) == 1  # after the first only
+    other = threading.Thread(target=lambda: codec_stream.StreamDecoder(patched, None).decode(codes(4, 7)))
+    other.start()
+    other.join()
+    decoder.decode(codes(4, 8))  # back in this thread, after the other one
+    assert len(trims) == 3

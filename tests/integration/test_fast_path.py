@@ -103,10 +103,20 @@ def test_batched_chunks_give_every_chunk_its_own_audio(fp32_engine, prompt):
         assert len(chunk.samples) == chunk.frames * 1920
 
 
-def test_streaming_yields_groups_that_add_up_to_the_whole(fp32_engine, prompt):
+def test_streaming_yields_groups_that_add_up_to_the_whole(fp32_engine, prompt, monkeypatch):
+    from qtts.engine import memory
+
     options = SynthesisOptions(seed=2, max_frames=30, do_sample=False, gap_s=0.25)
     whole = fp32_engine.synthesize("Hello there, my friend.", prompt, options)
+    from qtts.engine.codec import stream as codec_stream
+
+    events = []  # both from the thread that generates and decodes: in order
+    monkeypatch.setattr(memory, "trim_heap", lambda: events.append("trim"))
+    decode = codec_stream.StreamDecoder.decode
+    monkeypatch.setattr(codec_stream.StreamDecoder, "decode",
+                        lambda self, c: events.append("decode") or decode(self, c))
     pieces = list(fp32_engine.stream("Hello there, my friend.", prompt, options))
+    assert events.count("decode") >= 2 and events[-1] == "trim"  # freed temporaries given back at the end
     assert len(pieces) >= 2  # the first small group came before the rest
     streamed = np.concatenate(pieces)
     assert len(streamed) == len(whole.audio.samples)

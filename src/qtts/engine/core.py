@@ -312,6 +312,12 @@ class Engine:
             return stop.is_set() or (should_cancel is not None and should_cancel())
 
         def work(emit: Callable[[np.ndarray], None]) -> None:
+            try:
+                speak_all(emit)
+            finally:
+                memory.trim_heap()  # the decoder's freed temporaries (codec.stream keeps them between groups)
+
+        def speak_all(emit: Callable[[np.ndarray], None]) -> None:
             for index, piece in enumerate(spoken):
                 cap = _frame_cap(piece, options)
                 decoder = streaming.FrameDecoder(self._tts, prompt, self._eos_id, emit)

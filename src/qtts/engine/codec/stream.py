@@ -153,26 +153,35 @@ class StreamDecoder:
 
 @contextmanager
 def _one_at_a_time(decoder: Any) -> Iterator[None]:
-    """One decode at a time per decoder, its freed memory given back after it.  A server's
-    streams decode in their own threads; on a few cores concurrent decodes mostly contend,
-    and each holds its own temporaries (oneDNN's reordered weights among them, up to 75 MB
-    per convolution) in its own malloc arena: 8 threads decoding 16-frame groups peaked 1.1
-    GB above the model, one at a time 0.3 GB, taking 17% longer in that all-decode test
-    (2-core EPYC, 1.7B's decoder; through the server, 8 streams: peak 3.65 GB, throughput
-    within ~10%)."""
+    """One decode at a time per decoder, and its freed memory given back when another thread
+    decoded before it.  A server's streams decode in their own threads; on a few cores
+    concurrent decodes mostly contend, and each thread's temporaries (oneDNN's reordered
+    weights among them, up to 75 MB per convolution) stay in its own malloc arena once freed:
+    8 threads decoding 16-frame groups peaked 1.1 GB above the model, one at a time and
+    trimmed after each 0.3 GB, taking 17% longer in that all-decode test (2-core EPYC, 1.7B's
+    decoder; through the server, 8 streams: peak 3.65 GB, throughput within ~10%).  A thread
+    decoding again right after itself reuses its arena's pages instead: trimming after every
+    1.7B group, whose next group then faulted its pages in again, cost 11% of a 16-frame group
+    (0.302 -> 0.269 s, the 2-core Xeon).  At most two threads' arenas hold freed pages; the
+    streaming call trims once more when it ends."""
     from qtts.engine.memory import trim_heap
 
     with _locks_lock:
         lock = _decoder_locks.setdefault(decoder, threading.Lock())
     with lock:
+        thread = threading.get_ident()
+        switched = _last_thread.get(decoder) != thread
         try:
             yield
         finally:
-            trim_heap()
+            _last_thread[decoder] = thread
+            if switched:
+                trim_heap()
 
 
 _locks_lock = threading.Lock()
 _decoder_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_last_thread: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # per decoder, guarded by its lock
 
 
 def _transformer_part(decoder: Any, codes: Any, state: DecoderState) -> Any:
