@@ -116,15 +116,47 @@ def test_streams_admitted_together_are_prefilled_together_with_their_bits_alone(
 
     expected = [_alone(engine, prompt, text, cap) for text, cap in zip(TEXTS, CAPS)]
     passes = []
-    real = loop_talker.prefill_many
-    monkeypatch.setattr(loop_talker, "prefill_many", lambda prompts, *a: passes.append(len(prompts)) or real(prompts,
-                                                                                                             *a))
+    real = loop_talker.prefill_slices
+    monkeypatch.setattr(loop_talker, "prefill_slices", lambda segments, *a: passes.append(len(segments)) or real(
+        segments, *a))
     with loop._lock:  # the loop's thread waits: all three are admitted at one frame boundary
         streams = [loop.submit(r) for r in requests]
     for stream, codes in zip(streams, expected):
         assert torch.equal(stream.result(), codes)
     assert passes == ([3] if shared else [])
     loop.close()
+
+
+def test_a_long_prompt_is_prefilled_in_slices_between_the_running_streams_frames(engine, monkeypatch):
+    """A prompt longer than a slice holds the running streams up for one slice per frame;
+    how it is sliced depends on its length only, so its codes are those it gets alone."""
+    from qtts.engine.generation import batcher
+
+    loop_talker = engine.talker_loop
+    if not (FrameLoop(loop_talker, max_batch=8).batch_invariant and loop_talker.native is not None):
+        pytest.skip("prompts are sliced where each row's bits are its own (qtts's int8 kernel)")
+    monkeypatch.setattr(batcher, "PREFILL_SLICE_ROWS", 64)
+    long_request = _request(engine, _prompt(engine, seconds=14.0), TEXTS[1], 6)
+    assert long_request.inputs_embeds.shape[1] > 2 * batcher.PREFILL_SLICE_ROWS  # three slices
+
+    def run(with_running: bool) -> tuple[torch.Tensor, list[int]]:
+        loop_talker.prefixes.clear()  # the whole prompt computed each time
+        loop = FrameLoop(loop_talker, max_batch=8)
+        at_slices = []
+        real = loop_talker.prefill_slices
+        monkeypatch.setattr(loop_talker, "prefill_slices", lambda segments, *a: at_slices.append(loop.frames_run)
+                            or real(segments, *a))
+        if with_running:
+            running = loop.submit(_request(engine, _prompt(engine), TEXTS[0], 40, seed=1))
+            _take(running, 2)
+        codes = loop.submit(long_request).result()
+        loop.close()
+        return codes, at_slices
+
+    alone, _ = run(False)
+    together, at_slices = run(True)
+    assert torch.equal(together, alone)
+    assert len(at_slices) >= 3 and at_slices[-1] > at_slices[-2]  # frames ran between the slices
 
 
 def test_a_cancelled_stream_leaves_at_the_next_frame_and_a_failing_one_fails_alone(engine):

@@ -169,36 +169,52 @@ class LeanTalker:
         goes alone); attention per prompt on its own cache.  Each prompt's (logits, hidden) are
         the bits ``prefill`` gives it with the same reused prefix, where every product below
         ``row_limit`` rows is exact per row (qtts's int8 kernel): the caller's guarantee."""
-        segments = []
-        for prompt, cache in zip(prompts, caches):
-            inputs = prompt.to(self.dtype)
-            shared, prefix = self.prefixes.match(inputs[0]) if self.prefixes is not None else (0, None)
-            if prefix is not None:
-                cache.keys[:, 0, :, :shared] = prefix.keys[:, :, :shared]
-                cache.values[:, 0, :, :shared] = prefix.values[:, :, :shared]
-            cache.reserve(inputs.shape[1])
-            segments.append(_Segment(inputs, shared, cache, prefix))
-        passes: list[list[_Segment]] = [[]]
+        segments = [self.start_prompt(prompt, cache) for prompt, cache in zip(prompts, caches)]
+        self.prefill_slices(segments, row_limit)
+        return [self.finish_prompt(segment) for segment in segments]
+
+    def start_prompt(self, prompt: torch.Tensor, cache: "_KVCache") -> "_Segment":
+        """A prompt ((1, L, H), unpadded) to prefill with ``prefill_slices``: its first rows'
+        keys and values from a recent prompt that began the same way, where there is one."""
+        inputs = prompt.to(self.dtype)
+        shared, prefix = self.prefixes.match(inputs[0]) if self.prefixes is not None else (0, None)
+        if prefix is not None:
+            cache.keys[:, 0, :, :shared] = prefix.keys[:, :, :shared]
+            cache.values[:, 0, :, :shared] = prefix.values[:, :, :shared]
+        cache.reserve(inputs.shape[1])
+        return _Segment(inputs, shared, cache, prefix, shared)
+
+    def prefill_slices(self, segments: list["_Segment"], row_limit: int, slice_rows: int | None = None) -> None:
+        """The next ``slice_rows`` rows of each unfinished prompt (all the rest without it), in
+        shared passes of fewer than ``row_limit`` rows (a slice with more goes alone).  A
+        slice's rows attend to every position before them, as a reused prefix's continuation
+        does: how a prompt is sliced depends on its length only, so its bits do too."""
         for segment in segments:
-            if passes[-1] and sum(s.new for s in passes[-1]) + segment.new >= row_limit:
+            segment.end = segment.inputs.shape[1] if slice_rows is None else min(segment.inputs.shape[1],
+                                                                                  segment.done + slice_rows)
+        passes: list[list[_Segment]] = [[]]
+        for segment in (s for s in segments if not s.finished):
+            if passes[-1] and sum(s.end - s.done for s in passes[-1]) + segment.end - segment.done >= row_limit:
                 passes.append([])
             passes[-1].append(segment)
         for group in passes:
-            self._prefill_pass(group)
-        out = []
-        for segment in segments:
-            length = segment.inputs.shape[1]
-            same = segment.prefix is not None and len(segment.prefix.inputs) == length == segment.shared + 1
-            if self.prefixes is not None and not same:  # as prefill
-                self.prefixes.remember(segment.inputs[0], segment.cache.keys[:, 0, :, :length],
-                                       segment.cache.values[:, 0, :, :length])
-            out.append(self._prompt_head(segment.hidden))
-        return out
+            if group:
+                self._prefill_pass(group)
+
+    def finish_prompt(self, segment: "_Segment") -> tuple[torch.Tensor, torch.Tensor]:
+        """A prefilled prompt's (fp32 logits, hidden) of its last position; its keys and values
+        kept for prompts that begin the same way (as ``prefill``)."""
+        length = segment.inputs.shape[1]
+        same = segment.prefix is not None and len(segment.prefix.inputs) == length == segment.shared + 1
+        if self.prefixes is not None and not same:
+            self.prefixes.remember(segment.inputs[0], segment.cache.keys[:, 0, :, :length],
+                                   segment.cache.values[:, 0, :, :length])
+        return self._prompt_head(torch.cat(segment.hidden, dim=1))
 
     def _prefill_pass(self, segments: list["_Segment"]) -> None:
         layers = self.talker.model.layers
-        hidden = torch.cat([s.inputs[:, s.shared:] for s in segments], dim=1)
-        positions = torch.cat([torch.arange(s.shared, s.inputs.shape[1]) for s in segments])[None]
+        hidden = torch.cat([s.inputs[:, s.done:s.end] for s in segments], dim=1)
+        positions = torch.cat([torch.arange(s.done, s.end) for s in segments])[None]
 
         def attention_of(index: int) -> dict:
             attention = layers[index].self_attn
@@ -206,13 +222,13 @@ class LeanTalker:
             def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
                 out, at = [], 0
                 for s in segments:
-                    rows = slice(at, at + s.new)
-                    keys, values = s.cache.store(index, s.shared, key[:, :, rows], value[:, :, rows])
-                    # as prefill: new position i sees every position up to shared + i
-                    mask = (torch.ones(s.new, s.shared + s.new, dtype=torch.bool).tril(diagonal=s.shared)[None, None]
-                            if s.prefix is not None else None)
+                    rows = slice(at, at + s.end - s.done)
+                    keys, values = s.cache.store(index, s.done, key[:, :, rows], value[:, :, rows])
+                    # as prefill: new position i sees every position up to done + i
+                    mask = (torch.ones(s.end - s.done, s.end, dtype=torch.bool).tril(diagonal=s.done)[None, None]
+                            if s.done else None)
                     out.append(attend_cached(attention, query[:, :, rows], keys, values, mask))
-                    at += s.new
+                    at += s.end - s.done
                 return torch.cat(out, dim=2)
 
             return {"attend": attend}
@@ -220,8 +236,9 @@ class LeanTalker:
         hidden = self.layers(hidden, positions, attention_of)
         at = 0
         for s in segments:
-            s.hidden = hidden[:, at:at + s.new]
-            at += s.new
+            s.hidden.append(hidden[:, at:at + s.end - s.done])
+            at += s.end - s.done
+            s.done = s.end
 
     def head(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A step's (fp32 logits, hidden) from its last hidden state."""
@@ -312,17 +329,20 @@ def _process(scores: torch.Tensor, tokens: torch.Tensor, penalty: float, min_new
 
 @dataclass(eq=False)
 class _Segment:
-    """One prompt of a ``prefill_many`` pass: its rows, how many lead rows were reused."""
+    """A prompt being prefilled (``LeanTalker.start_prompt``): its rows, how many lead rows
+    were reused, how many are in its cache so far."""
 
     inputs: torch.Tensor  # (1, L, H)
     shared: int
     cache: "_KVCache"
     prefix: Any  # the PrefixCache entry its first ``shared`` rows came from, or None
-    hidden: torch.Tensor | None = None  # its new positions' hidden states, once computed
+    done: int  # rows whose keys and values are in the cache
+    end: int = 0  # the end of the slice being computed
+    hidden: list[torch.Tensor] = field(default_factory=list)  # the new rows' hidden states, slice by slice
 
     @property
-    def new(self) -> int:
-        return self.inputs.shape[1] - self.shared
+    def finished(self) -> bool:
+        return self.done == self.inputs.shape[1]
 
 
 @dataclass
