@@ -143,15 +143,17 @@ def test_a_long_prompt_is_prefilled_in_slices_between_the_running_streams_frames
         if loop_talker.prefixes is not None:
             loop_talker.prefixes.clear()  # the whole prompt computed each time
         loop = FrameLoop(loop_talker, max_batch=8)
-        at_slices = []
+        at_slices, queues = [], []
         real = loop_talker.prefill_slices
         monkeypatch.setattr(loop_talker, "prefill_slices", lambda segments, *a: at_slices.append(loop.frames_run)
-                            or real(segments, *a))
+                            or queues.append(loop.stats()["prefill_queue"]) or real(segments, *a))
         if with_running:
             running = loop.submit(_request(engine, _prompt(engine), TEXTS[0], 40, seed=1))
             _take(running, 2)
         codes = loop.submit(long_request).result()
         loop.close()
+        if sliced:  # GET /v1/batch shows the long prompt waiting while each of its slices runs
+            assert queues[-3:] == [1, 1, 1]
         return codes, at_slices
 
     alone, _ = run(False)

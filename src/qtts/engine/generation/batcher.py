@@ -192,7 +192,7 @@ class FrameLoop:
                         stream.finish(RuntimeError("the generation loop was closed"))
                     return
                 admitted = self._admit()
-                self._to_prefill = len(admitted)
+                self._to_prefill = len(admitted) + sum(1 for s in self._active if s.prompt is not None)
             self._prefill_all(admitted)
             active = [s for s in self._active if not s.done and s.logits is not None]  # prompts computed
             if active:

@@ -188,7 +188,8 @@ class LeanTalker:
         """The next ``slice_rows`` rows of each unfinished prompt (all the rest without it), in
         shared passes of fewer than ``row_limit`` rows (a slice with more goes alone).  A
         slice's rows attend to every position before them, as a reused prefix's continuation
-        does: how a prompt is sliced depends on its length only, so its bits do too."""
+        does: how a prompt is sliced depends on its length and reused prefix only, not on the
+        prompts beside it, so its bits do not either."""
         for segment in segments:
             segment.end = segment.inputs.shape[1] if slice_rows is None else min(segment.inputs.shape[1],
                                                                                   segment.done + slice_rows)
